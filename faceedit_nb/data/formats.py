@@ -1,0 +1,700 @@
+"""Loaders for the real datasets of the papers, returning the SynthFaces sample format.
+
+Every loader is a torch ``Dataset`` whose items are dicts with the keys of ``SynthFaces`` that the
+dataset has (``image`` 3 x S x S in [-1, 1]; ``identity``; ``expression`` index into
+``labels.EXPRESSIONS``; ``aus`` (17,) in [0, 1]; ``attributes`` 0/1; ``mask`` S x S in
+``labels.PARSING_CLASSES`` order; ``landmarks`` (68, 2) in pixels of the S x S image).
+
+Failures are loud: a missing folder or label file raises ``FileNotFoundError`` describing the official
+layout; a malformed label line raises ``LabelFileError`` (file and line number); an undecodable image
+raises ``CorruptImageError`` naming the file (or, with ``on_corrupt="skip"``, every image is decoded once
+up front and the bad ones are dropped and counted in ``.skipped``); an empty split raises ``ValueError``.
+"""
+from __future__ import annotations
+
+import csv
+import pickle
+import random
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .. import labels
+from .transforms import CorruptImageError, center_crop_box, crop_resize, open_image, resize_mask, to_tensor
+
+__all__ = [
+    "RaFD", "AffectNet", "CelebA", "CelebAMaskHQ", "OpenFaceAUs", "read_openface_csv",
+    "read_attribute_file", "read_partition_file", "parse_rafd_filename", "LabelFileError",
+    "CorruptImageError", "merge_part_masks", "AFFECTNET_EXPRESSIONS", "AFFECTNET_DROPPED", "RAFD_CROP", "RAFD_IMAGE_SIZE",
+]
+
+
+class LabelFileError(ValueError):
+    """A malformed label file; the message names the file and the 1-based line number."""
+
+    def __init__(self, path: str | Path, line: int, problem: str):
+        super().__init__(f"{path}, line {line}: {problem}")
+        self.path, self.line = Path(path), line
+
+
+# --- shared machinery ------------------------------------------------------------------------------
+
+_SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test",
+           "all": "all"}
+
+
+def _split_name(split: str, allowed: Sequence[str], dataset: str) -> str:
+    name = _SPLITS.get(str(split).lower())
+    if name not in allowed:
+        raise ValueError(f"{dataset}: unknown split {split!r}; choose one of {tuple(allowed)}")
+    return name
+
+
+def _missing(dataset: str, path: Path, what: str, layout: str) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"{dataset}: {path} does not exist; it should be {what}.\n"
+        f"Expected layout (as in the official distribution):\n{layout}\n"
+        f"Fix: pass root= the folder laid out as above (download {dataset} from its authors), or write "
+        f"a SynthFaces stand-in with faceedit_nb.data.export.export_synthfaces(root, ...).")
+
+
+def _find(root: Path, *candidates: str) -> Path | None:
+    """The first of ``root / candidate`` that exists."""
+    for c in candidates:
+        if (root / c).exists():
+            return root / c
+    return None
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8", errors="strict").splitlines()
+    except UnicodeDecodeError as err:
+        raise LabelFileError(path, path.read_bytes()[:err.start].count(b"\n") + 1,
+                             "not a UTF-8 text file") from err
+
+
+def _int(path: Path, line: int, text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise LabelFileError(path, line, f"{what} should be an integer, got {text!r}") from None
+
+
+class _FaceDataset(Dataset):
+    """Items + image decoding + the corrupt-file policy; subclasses fill ``items`` and ``_sample``."""
+
+    name = "dataset"
+    layout = ""
+
+    def __init__(self, root, size: int, on_corrupt: str):
+        self.root = Path(root).expanduser()
+        self.size = int(size)
+        if self.size < 1:
+            raise ValueError(f"{self.name}: size must be positive, got {size}")
+        if on_corrupt not in ("raise", "skip"):
+            raise ValueError(f"{self.name}: on_corrupt must be 'raise' or 'skip', got {on_corrupt!r}")
+        self.on_corrupt = on_corrupt
+        self.skipped: dict[str, int] = {}
+        self.items: list = []
+        if not self.root.is_dir():
+            raise _missing(self.name, self.root, f"the {self.name} dataset folder", self.layout)
+
+    def _require(self, path: Path | None, what: str, default: str) -> Path:
+        if path is None or not path.exists():
+            raise _missing(self.name, path or self.root / default, what, self.layout)
+        return path
+
+    def _finish(self, split: str) -> None:
+        """Drop corrupt files when asked, report skips, refuse an empty split."""
+        if self.on_corrupt == "skip":
+            good = []
+            for item in self.items:
+                try:
+                    self._sample(item)
+                except CorruptImageError:
+                    self.skipped["corrupt image"] = self.skipped.get("corrupt image", 0) + 1
+                else:
+                    good.append(item)
+            self.items = good
+        if self.skipped:
+            warnings.warn(f"{self.name} ({split}): skipped {sum(self.skipped.values())} samples: "
+                          + ", ".join(f"{k}: {v}" for k, v in self.skipped.items()), stacklevel=3)
+        if not self.items:
+            raise ValueError(f"{self.name}: split {split!r} under {self.root} is empty "
+                             f"(no usable samples; skipped: {self.skipped or 'none'})")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        return self._sample(self.items[index])
+
+    def _sample(self, item) -> dict:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={str(self.root)!r}, n={len(self)}, size={self.size})"
+
+
+# --- RaFD ------------------------------------------------------------------------------------------
+
+RAFD_IMAGE_SIZE = (681, 1024)  # (width, height) of every RaFD image
+RAFD_CROP = (40, 170, 640, 770)  # (left, top, right, bottom): rows 170-770, cols 40-640 (MatchGAN)
+
+_RAFD_LAYOUT = """\
+  <root>/Rafd090_01_Caucasian_female_angry_frontal.jpg   681 x 1024 JPEGs, names
+  <root>/Rafd090_01_Caucasian_female_angry_left.jpg      Rafd<angle>_<subject>_<ethnicity>_<gender>_
+  ...                                                     <emotion>_<gaze>.jpg (sub-folders are searched
+                                                          when root holds no Rafd*.jpg itself)"""
+
+
+def parse_rafd_filename(name: str) -> dict:
+    """Fields of a RaFD file name ``Rafd090_01_Caucasian_female_angry_frontal.jpg``.
+
+    Returns angle, subject, ethnicity, gender, expression (index into ``labels.EXPRESSIONS``) and gaze;
+    the emotion is the 5th underscore field, as in MatchGAN's ``preprocess_rafd.py``.
+    """
+    stem = Path(name).stem
+    fields = stem.split("_")
+    if len(fields) != 6 or not (fields[0][:4].lower() == "rafd" and fields[0][4:].isdigit()
+                                and fields[1].isdigit()):
+        raise ValueError(f"{name}: not a RaFD file name; expected "
+                         "Rafd<angle>_<subject>_<ethnicity>_<gender>_<emotion>_<gaze>.jpg")
+    try:
+        expression = labels.expression_index(fields[4])
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from None
+    return {"angle": int(fields[0][4:]), "subject": int(fields[1]), "ethnicity": fields[2],
+            "gender": fields[3], "expression": expression, "gaze": fields[5]}
+
+
+def _rafd_files(root: Path) -> list[Path]:
+    def is_rafd(p: Path) -> bool:
+        return p.name[:4].lower() == "rafd" and p.suffix.lower() in (".jpg", ".jpeg") and p.is_file()
+
+    files = sorted(p for p in root.iterdir() if is_rafd(p))
+    if not files:
+        files = sorted(p for p in root.rglob("*") if is_rafd(p))
+        seen: dict[str, Path] = {}
+        for p in files:
+            if p.name in seen:
+                raise ValueError(f"RaFD: {p.name} occurs twice under {root} ({seen[p.name]} and {p}); "
+                                 "point root at the folder of the original images")
+            seen[p.name] = p
+    return files
+
+
+class RaFD(_FaceDataset):
+    """Radboud Faces Database: ``image``, ``identity`` (subject id), ``expression``.
+
+    Crop (MatchGAN, ``justin941208/MatchGAN:preprocess_rafd.py``): rows 170-770, cols 40-640 of the
+    681 x 1024 image, then resize to ``size``. Images of another size raise an error naming the file,
+    unless ``crop="center"`` (a centred square of the shorter side, e.g. for pre-cropped copies).
+    Split: the sorted subject ids, shuffled with ``random.Random(seed)``; the first
+    ``n_train_identities`` are ``train``, the rest ``test`` (MatchGAN shuffles in file-system order,
+    which is not reproducible; we sort first). ``split="all"`` keeps everyone.
+    ``angles`` selects camera angles (90 = frontal); ``gazes`` (frontal/left/right) defaults to all.
+    """
+
+    name = "RaFD"
+    layout = _RAFD_LAYOUT
+
+    def __init__(self, root, split: str = "train", size: int = 128, angles: Sequence[int] = (90,),
+                 n_train_identities: int = 60, seed: int = 1234, crop: str = "matchgan",
+                 gazes: Sequence[str] | None = None, on_corrupt: str = "raise"):
+        super().__init__(root, size, on_corrupt)
+        self.split = _split_name(split, ("train", "test", "all"), self.name)
+        if crop not in ("matchgan", "center"):
+            raise ValueError(f"RaFD: crop must be 'matchgan' or 'center', got {crop!r}")
+        self.crop = crop
+        files = _rafd_files(self.root)
+        if not files:
+            raise _missing(self.name, self.root / "Rafd090_*.jpg", "RaFD images (none found)",
+                           self.layout)
+        parsed = [(p, parse_rafd_filename(p.name)) for p in files]
+        subjects = sorted({f["subject"] for _, f in parsed})
+        order = list(subjects)
+        random.Random(seed).shuffle(order)
+        self.train_identities = tuple(sorted(order[:n_train_identities]))
+        self.test_identities = tuple(sorted(order[n_train_identities:]))
+        keep = {"train": set(self.train_identities), "test": set(self.test_identities),
+                "all": set(subjects)}[self.split]
+        angles = {int(a) for a in angles}
+        self.items = [(p, f["subject"], f["expression"]) for p, f in parsed
+                      if f["subject"] in keep and f["angle"] in angles
+                      and (gazes is None or f["gaze"] in gazes)]
+        self._finish(f"{self.split}, angles {sorted(angles)}")
+
+    def _box(self, path: Path, width: int, height: int) -> tuple[int, int, int, int]:
+        if self.crop == "center":
+            return center_crop_box(width, height, min(width, height))
+        if (width, height) != RAFD_IMAGE_SIZE:
+            raise ValueError(f"RaFD: {path} is {width} x {height} (w x h); the MatchGAN crop needs the "
+                             f"original {RAFD_IMAGE_SIZE[0]} x {RAFD_IMAGE_SIZE[1]} images. For resized "
+                             "or pre-cropped copies pass crop='center'.")
+        return RAFD_CROP
+
+    def _sample(self, item) -> dict:
+        path, subject, expression = item
+        img = open_image(path)
+        image = to_tensor(crop_resize(img, self._box(path, *img.size), self.size))
+        return {"image": image, "identity": subject, "expression": expression}
+
+
+# --- AffectNet -------------------------------------------------------------------------------------
+
+# AffectNet's expression codes (Mollahosseini et al. 2017, the README of the release) -> RaFD names.
+AFFECTNET_EXPRESSIONS = {0: "neutral", 1: "happy", 2: "sad", 3: "surprised", 4: "fearful",
+                         5: "disgusted", 6: "angry", 7: "contemptuous"}
+AFFECTNET_DROPPED = {8: "None", 9: "Uncertain", 10: "Non-Face"}
+_AFFECTNET_TO_INDEX = {code: labels.expression_index(n) for code, n in AFFECTNET_EXPRESSIONS.items()}
+_AFFECTNET_COLUMNS = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
+                      "facial_landmarks", "expression", "valence", "arousal")
+_AFFECTNET_LAYOUT = """\
+  <root>/Manually_Annotated_file_lists/training.csv     columns subDirectory_filePath,face_x,face_y,
+  <root>/Manually_Annotated_file_lists/validation.csv     face_width,face_height,facial_landmarks,
+  <root>/Manually_Annotated_Images/<subDirectory_filePath>  expression,valence,arousal"""
+
+
+def _read_affectnet_csv(path: Path):
+    """Parse an AffectNet file list. Returns (kept rows, {dropped reason: count})."""
+    rows, dropped = [], {}
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise LabelFileError(path, 1, "empty file; expected the AffectNet header line")
+        header = [h.strip() for h in header]
+        absent = [c for c in _AFFECTNET_COLUMNS[:7] if c not in header]
+        if absent:
+            raise LabelFileError(path, 1, f"missing columns {absent}; expected {','.join(_AFFECTNET_COLUMNS)}")
+        col = {c: header.index(c) for c in _AFFECTNET_COLUMNS[:7]}
+        for row in reader:
+            line = reader.line_num
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) != len(header):
+                raise LabelFileError(path, line, f"{len(row)} columns, expected {len(header)}")
+            code = _int(path, line, row[col["expression"]].strip(), "expression")
+            if code in AFFECTNET_DROPPED:
+                reason = AFFECTNET_DROPPED[code]
+                dropped[reason] = dropped.get(reason, 0) + 1
+                continue
+            if code not in AFFECTNET_EXPRESSIONS:
+                raise LabelFileError(path, line, f"expression code {code} is not in 0..10")
+            x, y, w, h = (_int(path, line, row[col[c]].strip().split(".")[0], c)
+                          for c in ("face_x", "face_y", "face_width", "face_height"))
+            if w <= 0 or h <= 0:
+                raise LabelFileError(path, line, f"empty face box {w} x {h}")
+            try:
+                pts = np.array([float(v) for v in row[col["facial_landmarks"]].split(";") if v.strip()],
+                               dtype=np.float32)
+            except ValueError:
+                raise LabelFileError(path, line, "facial_landmarks should be 136 numbers 'x;y;x;y;...'") from None
+            if pts.size != 136:
+                raise LabelFileError(path, line, f"facial_landmarks has {pts.size} numbers, expected 136")
+            rows.append((row[col["subDirectory_filePath"]].strip(), (x, y, w, h),
+                         _AFFECTNET_TO_INDEX[code], pts.reshape(68, 2)))
+    return rows, dropped
+
+
+class AffectNet(_FaceDataset):
+    """AffectNet (manually annotated part): ``image`` (face box crop), ``expression``, ``landmarks``.
+
+    ``split="train"`` reads ``training.csv``; ``"val"`` and ``"test"`` read ``validation.csv``
+    (AffectNet's test set is not public, so papers report on the validation set). Codes 0-7 are mapped
+    to ``labels.EXPRESSIONS`` (``AFFECTNET_EXPRESSIONS``); rows coded 8-10 (None, Uncertain, Non-Face) are
+    dropped and counted in ``.skipped``. The crop is the square of side max(face_width, face_height)
+    centred on the face box (the box itself when it is square; parts outside the photo are black), so
+    faces keep their aspect ratio; the 68 landmarks are mapped into the resized crop.
+    """
+
+    name = "AffectNet"
+    layout = _AFFECTNET_LAYOUT
+
+    def __init__(self, root, split: str = "train", size: int = 128, on_corrupt: str = "raise"):
+        super().__init__(root, size, on_corrupt)
+        self.split = _split_name(split, ("train", "val", "test"), self.name)
+        lists = self._require(_find(self.root, "Manually_Annotated_file_lists"),
+                              "the folder of AffectNet's CSV file lists", "Manually_Annotated_file_lists")
+        self.image_dir = self._require(_find(self.root, "Manually_Annotated_Images"),
+                                       "the folder of AffectNet's images", "Manually_Annotated_Images")
+        csv_name = "training.csv" if self.split == "train" else "validation.csv"
+        self.csv_path = self._require(_find(lists, csv_name), f"AffectNet's {csv_name}",
+                                      f"Manually_Annotated_file_lists/{csv_name}")
+        rows, self.skipped = _read_affectnet_csv(self.csv_path)
+        self._paths = [r[0] for r in rows]
+        self._boxes = np.array([r[1] for r in rows], dtype=np.int64).reshape(-1, 4)
+        self._expressions = [r[2] for r in rows]
+        self._landmarks = np.stack([r[3] for r in rows]) if rows else np.zeros((0, 68, 2), np.float32)
+        self.items = list(range(len(rows)))
+        self._finish(f"{self.split}, {csv_name}")
+
+    def _square(self, i: int) -> tuple[int, int, int]:
+        x, y, w, h = (int(v) for v in self._boxes[i])
+        side = max(w, h)
+        return x + (w - side) // 2, y + (h - side) // 2, side
+
+    def _sample(self, i: int) -> dict:
+        left, top, side = self._square(i)
+        img = open_image(self.image_dir / self._paths[i])
+        image = to_tensor(crop_resize(img, (left, top, left + side, top + side), self.size))
+        landmarks = (torch.from_numpy(self._landmarks[i]) - torch.tensor([left, top], dtype=torch.float32))
+        return {"image": image, "expression": self._expressions[i],
+                "landmarks": landmarks * (self.size / side)}
+
+
+# --- CelebA ----------------------------------------------------------------------------------------
+
+_CELEBA_LAYOUT = """\
+  <root>/img_align_celeba/000001.jpg ...   178 x 218 aligned JPEGs
+  <root>/list_attr_celeba.txt              line 1: image count; line 2: the 40 attribute names;
+                                           then '000001.jpg -1  1 ...' (-1 / 1)
+  <root>/list_eval_partition.txt           '000001.jpg 0' (0 train, 1 val, 2 test)
+  <root>/identity_CelebA.txt               optional: '000001.jpg 2880' -> identity
+  (the Google-Drive layout Img/, Anno/, Eval/ is accepted too)"""
+_PARTITION_CODES = {"train": 0, "val": 1, "test": 2}
+
+
+def read_attribute_file(path: str | Path) -> tuple[list[str], list[str], np.ndarray]:
+    """Read ``list_attr_celeba.txt`` / ``CelebAMask-HQ-attribute-anno.txt``.
+
+    Format (CelebA README): line 1 the image count, line 2 the attribute names, then one line per image:
+    the file name and one -1 / 1 per attribute. Returns (attribute names, file names, values as uint8
+    0/1 of shape (n_images, n_attributes)).
+    """
+    path = Path(path)
+    lines = _read_lines(path)
+    if len(lines) < 2:
+        raise LabelFileError(path, len(lines) + 1, "expected the image count on line 1 and the "
+                             "attribute names on line 2")
+    count = _int(path, 1, lines[0].strip(), "the image count")
+    names = lines[1].split()
+    files, values = [], []
+    for line, text in enumerate(lines[2:], start=3):
+        fields = text.split()
+        if not fields:
+            continue
+        if len(fields) != len(names) + 1:
+            raise LabelFileError(path, line, f"{len(fields)} fields, expected a file name and "
+                                 f"{len(names)} values")
+        row = [_int(path, line, v, "an attribute value") for v in fields[1:]]
+        if any(v not in (-1, 1) for v in row):
+            raise LabelFileError(path, line, "attribute values must be -1 or 1")
+        files.append(fields[0])
+        values.append(row)
+    if len(files) != count:
+        raise LabelFileError(path, 1, f"the header announces {count} images but the file lists "
+                             f"{len(files)} (truncated or edited file?)")
+    arr = (np.array(values, dtype=np.int8).reshape(len(files), len(names)) > 0).astype(np.uint8)
+    return names, files, arr
+
+
+def read_partition_file(path: str | Path, value_name: str = "partition") -> dict[str, int]:
+    """Read a two-column ``<file> <integer>`` file (``list_eval_partition.txt``, ``identity_CelebA.txt``)."""
+    path = Path(path)
+    out = {}
+    for line, text in enumerate(_read_lines(path), start=1):
+        fields = text.split()
+        if not fields:
+            continue
+        if len(fields) != 2:
+            raise LabelFileError(path, line, f"{len(fields)} fields, expected '<file> <{value_name}>'")
+        out[fields[0]] = _int(path, line, fields[1], value_name)
+    return out
+
+
+def _select_attributes(names: list[str], wanted: Sequence[str], path: Path) -> list[int]:
+    unknown = [a for a in wanted if a not in names]
+    if unknown:
+        raise ValueError(f"unknown attribute(s) {unknown} (not in {path.name}); valid names: "
+                         f"{', '.join(names)}")
+    return [names.index(a) for a in wanted]
+
+
+class CelebA(_FaceDataset):
+    """CelebA aligned: ``image`` (CenterCrop ``crop``, resize), ``attributes``, ``identity`` if
+    ``identity_CelebA.txt`` is present.
+
+    ``attributes`` picks and orders the columns (default ``labels.ATTRIBUTES``, AttGAN's 13; StarGAN's
+    five are ``labels.STARGAN_CELEBA_ATTRIBUTES``); -1/1 become 0/1. Splits follow
+    ``list_eval_partition.txt`` (AttGAN's index ranges [:182000] etc. are a different, index-based split).
+    """
+
+    name = "CelebA"
+    layout = _CELEBA_LAYOUT
+
+    def __init__(self, root, split: str = "train", attributes: Sequence[str] = labels.ATTRIBUTES,
+                 size: int = 128, crop: int = 170, on_corrupt: str = "raise"):
+        super().__init__(root, size, on_corrupt)
+        self.split = _split_name(split, ("train", "val", "test", "all"), self.name)
+        self.crop = int(crop)
+        self.image_dir = self._require(_find(self.root, "img_align_celeba", "Img/img_align_celeba"),
+                                       "the folder of aligned CelebA images", "img_align_celeba")
+        attr_path = self._require(_find(self.root, "list_attr_celeba.txt", "Anno/list_attr_celeba.txt"),
+                                  "CelebA's attribute file", "list_attr_celeba.txt")
+        names, files, values = read_attribute_file(attr_path)
+        self.attributes = tuple(attributes)
+        self._attrs = torch.from_numpy(values[:, _select_attributes(names, self.attributes, attr_path)]
+                                       .astype(np.float32))
+        self._files = files
+        keep = range(len(files))
+        if self.split != "all":
+            part_path = self._require(
+                _find(self.root, "list_eval_partition.txt", "Eval/list_eval_partition.txt"),
+                "CelebA's partition file", "list_eval_partition.txt")
+            part = read_partition_file(part_path)
+            absent = [f for f in files if f not in part]
+            if absent:
+                raise ValueError(f"CelebA: {len(absent)} images of {attr_path.name} (e.g. {absent[0]}) "
+                                 f"have no line in {part_path}")
+            keep = [i for i, f in enumerate(files) if part[f] == _PARTITION_CODES[self.split]]
+        id_path = _find(self.root, "identity_CelebA.txt", "Anno/identity_CelebA.txt")
+        self._identities = read_partition_file(id_path, "identity") if id_path else None
+        self.items = list(keep)
+        self._finish(self.split)
+
+    def _sample(self, i: int) -> dict:
+        path = self.image_dir / self._files[i]
+        img = open_image(path)
+        try:
+            box = center_crop_box(*img.size, self.crop)
+        except ValueError as err:
+            raise ValueError(f"CelebA: {path}: {err} (aligned CelebA images are 178 x 218)") from None
+        sample = {"image": to_tensor(crop_resize(img, box, self.size)), "attributes": self._attrs[i].clone()}
+        if self._identities is not None:
+            sample["identity"] = self._identities[self._files[i]]
+        return sample
+
+
+# --- CelebAMask-HQ ---------------------------------------------------------------------------------
+
+_CELEBAMASK_LAYOUT = """\
+  <root>/CelebA-HQ-img/0.jpg ...                          1024 x 1024 JPEGs
+  <root>/CelebAMask-HQ-mask-anno/<i // 2000>/<i:05d>_<part>.png   512 x 512, part pixels non-zero;
+                                                          parts: skin, nose, eye_g, ... (absent = none)
+  <root>/CelebA-HQ-to-CelebA-mapping.txt                  'idx orig_idx orig_file' (one header line)
+  <root>/list_eval_partition.txt                          optional: CelebA's partition file, copied here
+  <root>/CelebAMask-HQ-attribute-anno.txt                 optional: CelebA-style attributes"""
+# CelebAMask-HQ's g_partition.py splits on the 0-based CelebA index orig_idx:
+_G_PARTITION_VAL, _G_PARTITION_TEST = 162771, 182638
+
+
+def _read_hq_mapping(path: Path) -> list[tuple[int, int, str]]:
+    """``CelebA-HQ-to-CelebA-mapping.txt``: a header line, then 'idx orig_idx orig_file'."""
+    rows = []
+    for line, text in enumerate(_read_lines(path), start=1):
+        fields = text.split()
+        if not fields or (line == 1 and fields[0] == "idx"):
+            continue
+        if len(fields) != 3:
+            raise LabelFileError(path, line, f"{len(fields)} fields, expected 'idx orig_idx orig_file'")
+        rows.append((_int(path, line, fields[0], "idx"), _int(path, line, fields[1], "orig_idx"), fields[2]))
+    return rows
+
+
+def _partition_of(orig_idx: int) -> int:
+    """Partition of a CelebA-HQ image by g_partition.py's rule (used without list_eval_partition.txt)."""
+    return 1 if _G_PARTITION_VAL <= orig_idx < _G_PARTITION_TEST else 2 if orig_idx >= _G_PARTITION_TEST else 0
+
+
+def merge_part_masks(index: int, anno_dir: Path) -> np.ndarray:
+    """One CelebAMask-HQ label map from the per-part PNGs, exactly as the official ``g_mask.py``.
+
+    Parts are visited in ``labels.CELEBAMASK_PART_FILES`` order; every non-zero pixel of a part's PNG
+    (blue channel, as cv2 reads it) gets that part's index in ``labels.PARSING_CLASSES``, so later parts
+    overwrite earlier ones; pixels of no part stay 0 (background). Missing part files mean absent parts.
+    """
+    folder = anno_dir / str(index // 2000)
+    label = None
+    for value, part in enumerate(labels.CELEBAMASK_PART_FILES, start=1):
+        path = folder / f"{index:05d}_{part}.png"
+        if not path.exists():
+            continue
+        arr = np.asarray(open_image(path, mode="RGB"))[..., 2]
+        if label is None:
+            label = np.zeros(arr.shape, dtype=np.uint8)
+        elif arr.shape != label.shape:
+            raise ValueError(f"CelebAMask-HQ: {path} is {arr.shape[1]} x {arr.shape[0]}, the other parts "
+                             f"of image {index} are {label.shape[1]} x {label.shape[0]}")
+        label[arr != 0] = value
+    if label is None:
+        raise FileNotFoundError(f"CelebAMask-HQ: no part mask of image {index} in {folder} "
+                                f"(expected files like {index:05d}_skin.png)")
+    return label
+
+
+class CelebAMaskHQ(_FaceDataset):
+    """CelebAMask-HQ: ``image`` (1024 px, resized), ``mask`` (official 19 classes, nearest-neighbour
+    resized), ``attributes`` when ``CelebAMask-HQ-attribute-anno.txt`` is present.
+
+    Splits: CelebA's ``list_eval_partition.txt`` copied into ``root``, looked up through
+    ``CelebA-HQ-to-CelebA-mapping.txt`` (orig_file). Without that file, the official ``g_partition.py``
+    rule on orig_idx is used (val: 162771 <= orig_idx < 182638; test: >= 182638); it differs from
+    CelebA's file by at most the two boundary images, since orig_idx is 0-based.
+    """
+
+    name = "CelebAMask-HQ"
+    layout = _CELEBAMASK_LAYOUT
+
+    def __init__(self, root, split: str = "train", size: int = 128,
+                 attributes: Sequence[str] = labels.ATTRIBUTES, on_corrupt: str = "raise"):
+        super().__init__(root, size, on_corrupt)
+        self.split = _split_name(split, ("train", "val", "test", "all"), self.name)
+        self.image_dir = self._require(_find(self.root, "CelebA-HQ-img"), "the folder of CelebA-HQ images",
+                                       "CelebA-HQ-img")
+        self.anno_dir = self._require(_find(self.root, "CelebAMask-HQ-mask-anno"),
+                                      "the folder of per-part mask PNGs", "CelebAMask-HQ-mask-anno")
+        indices = sorted(int(p.stem) for p in self.image_dir.glob("*.jpg") if p.stem.isdigit())
+        if self.split != "all":
+            mapping = _read_hq_mapping(self._require(
+                _find(self.root, "CelebA-HQ-to-CelebA-mapping.txt"), "the CelebA-HQ to CelebA mapping",
+                "CelebA-HQ-to-CelebA-mapping.txt"))
+            part_path = _find(self.root, "list_eval_partition.txt")
+            part = read_partition_file(part_path) if part_path else None
+            code = {}
+            for idx, orig_idx, orig_file in mapping:
+                if part is not None and orig_file not in part:
+                    raise ValueError(f"CelebAMask-HQ: {orig_file} (CelebA-HQ image {idx}) has no line in "
+                                     f"{part_path}")
+                code[idx] = part[orig_file] if part is not None else _partition_of(orig_idx)
+            unmapped = [i for i in indices if i not in code]
+            if unmapped:
+                raise ValueError(f"CelebAMask-HQ: images {unmapped[:5]} have no line in "
+                                 "CelebA-HQ-to-CelebA-mapping.txt")
+            indices = [i for i in indices if code[i] == _PARTITION_CODES[self.split]]
+        attr_path = _find(self.root, "CelebAMask-HQ-attribute-anno.txt")
+        self._attrs = None
+        if attr_path is not None:
+            names, files, values = read_attribute_file(attr_path)
+            self.attributes = tuple(attributes)
+            cols = _select_attributes(names, self.attributes, attr_path)
+            row = {f: r for r, f in enumerate(files)}
+            absent = [i for i in indices if f"{i}.jpg" not in row]
+            if absent:
+                raise ValueError(f"CelebAMask-HQ: images {absent[:5]} have no line in {attr_path}")
+            self._attrs = {i: torch.from_numpy(values[row[f"{i}.jpg"], cols].astype(np.float32))
+                           for i in indices}
+        self.items = indices
+        self._finish(self.split)
+
+    def _sample(self, index: int) -> dict:
+        img = open_image(self.image_dir / f"{index}.jpg", draft=(2 * self.size, 2 * self.size))
+        sample = {"image": to_tensor(crop_resize(img, None, self.size)),
+                  "mask": resize_mask(merge_part_masks(index, self.anno_dir), self.size)}
+        if self._attrs is not None:
+            sample["attributes"] = self._attrs[index].clone()
+        return sample
+
+
+# --- OpenFace action units -------------------------------------------------------------------------
+
+def _openface_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f, skipinitialspace=True)
+            header = [h.strip() for h in next(reader, [])]
+            rows = [(reader.line_num, r) for r in reader if r and "".join(r).strip()]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"OpenFace CSV not found: {path} (write it with "
+                                "'FaceLandmarkImg -f <image> -aus -out_dir <folder>')") from None
+    if not header:
+        raise LabelFileError(path, 1, "empty file; expected OpenFace's header line")
+    return header, rows
+
+
+def read_openface_csv(path: str | Path) -> torch.Tensor:
+    """The 17 intensity AUs of an OpenFace CSV as a float tensor (n_rows, 17) in ``labels.AUS`` order.
+
+    OpenFace (FaceLandmarkImg / FeatureExtraction ``-aus``) writes a header such as
+    ``frame, face_id, timestamp, confidence, success, ..., AU01_r, ..., AU45_r, AU01_c, ...`` (with
+    spaces after the commas); columns are found by name. Values (0-5) are divided by
+    ``labels.OPENFACE_AU_SCALE`` and clipped to [0, 1], as GANimation does.
+    """
+    path = Path(path)
+    header, rows = _openface_table(path)
+    absent = [c for c in labels.OPENFACE_AU_COLUMNS if c not in header]
+    if absent:
+        raise LabelFileError(path, 1, f"missing OpenFace AU columns {absent} (run OpenFace with -aus)")
+    cols = [header.index(c) for c in labels.OPENFACE_AU_COLUMNS]
+    out = torch.zeros(len(rows), len(cols))
+    for r, (line, row) in enumerate(rows):
+        if len(row) != len(header):
+            raise LabelFileError(path, line, f"{len(row)} columns, expected {len(header)}")
+        try:
+            out[r] = torch.tensor([float(row[c]) for c in cols])
+        except ValueError:
+            raise LabelFileError(path, line, "AU intensities should be numbers") from None
+    return (out / labels.OPENFACE_AU_SCALE).clamp_(0.0, 1.0)
+
+
+def _best_face(path: Path) -> torch.Tensor:
+    """AUs of the most confident face of a one-image OpenFace CSV (the only face, usually)."""
+    aus = read_openface_csv(path)
+    if len(aus) == 0:
+        raise LabelFileError(path, 2, "no face rows (OpenFace found no face in this image)")
+    if len(aus) > 1:
+        header, rows = _openface_table(path)
+        if "confidence" in header:
+            c = header.index("confidence")
+            return aus[int(np.argmax([float(r[c]) for _, r in rows]))]
+    return aus[0]
+
+
+_OPENFACE_LAYOUT = """\
+  <root>/imgs/<name>.jpg            face crops (GANimation: 128 x 128)
+  <root>/aus_openface/<name>.csv    one OpenFace CSV per image ('FaceLandmarkImg -fdir imgs -aus
+                                    -out_dir aus_openface'), or <root>/aus_openface.pkl (GANimation's
+                                    pickled {name: 17 raw AU intensities})
+  <root>/train_ids.csv              image file names of the split, one per line (GANimation)
+  <root>/test_ids.csv"""
+
+
+class OpenFaceAUs(_FaceDataset):
+    """GANimation-style AU data: ``image`` (resized whole image) and ``aus`` (17, in [0, 1]).
+
+    Layout of ``albertpumarola/GANimation`` (imgs/, train_ids.csv, test_ids.csv), with the per-image
+    OpenFace CSVs in ``aus_openface/`` (read once at construction) or GANimation's ``aus_openface.pkl``
+    (a pickle: only load files you trust). With several faces in a CSV the most confident one is used.
+    """
+
+    name = "OpenFace AUs"
+    layout = _OPENFACE_LAYOUT
+
+    def __init__(self, root, split: str = "train", size: int = 128, on_corrupt: str = "raise"):
+        super().__init__(root, size, on_corrupt)
+        self.split = _split_name(split, ("train", "test"), self.name)
+        self.image_dir = self._require(_find(self.root, "imgs"), "the folder of face images", "imgs")
+        ids_path = self._require(_find(self.root, f"{self.split}_ids.csv"),
+                                 f"the list of {self.split} images", f"{self.split}_ids.csv")
+        names = [t.split("\t")[0].strip() for t in _read_lines(ids_path) if t.strip()]
+        stems = [n.rsplit(".", 1)[0] if Path(n).suffix else n for n in names]
+        csv_dir, pkl = _find(self.root, "aus_openface"), _find(self.root, "aus_openface.pkl")
+        if csv_dir is not None:
+            self._aus = {s: _best_face(csv_dir / f"{s}.csv") for s in stems}
+        elif pkl is not None:
+            with open(pkl, "rb") as f:
+                table = pickle.load(f, encoding="latin1")
+            absent = [s for s in stems if s not in table]
+            if absent:
+                raise ValueError(f"OpenFace AUs: {len(absent)} images of {ids_path.name} (e.g. {absent[0]}) "
+                                 f"have no entry in {pkl}")
+            self._aus = {s: (torch.as_tensor(np.asarray(table[s], dtype=np.float32)[:len(labels.AUS)])
+                             / labels.OPENFACE_AU_SCALE).clamp(0, 1) for s in stems}
+        else:
+            raise _missing(self.name, self.root / "aus_openface", "a folder of OpenFace CSVs (or "
+                           "aus_openface.pkl)", self.layout)
+        self.items = stems
+        self._finish(self.split)
+
+    def _sample(self, stem: str) -> dict:
+        path = self.image_dir / f"{stem}.jpg"
+        if not path.exists() and (self.image_dir / f"{stem}.png").exists():
+            path = self.image_dir / f"{stem}.png"
+        image = to_tensor(crop_resize(open_image(path), None, self.size))
+        return {"image": image, "aus": self._aus[stem].clone()}
