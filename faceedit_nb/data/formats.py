@@ -24,7 +24,8 @@ import torch
 from torch.utils.data import Dataset
 
 from .. import labels
-from .transforms import CorruptImageError, center_crop_box, crop_resize, open_image, resize_mask, to_tensor
+from .transforms import (CorruptImageError, center_crop_box, crop_resize, open_image, resize_mask,
+                         scale_points, to_tensor)
 
 __all__ = [
     "RaFD", "AffectNet", "CelebA", "CelebAMaskHQ", "OpenFaceAUs", "read_openface_csv",
@@ -344,9 +345,9 @@ class AffectNet(_FaceDataset):
         left, top, side = self._square(i)
         img = open_image(self.image_dir / self._paths[i])
         image = to_tensor(crop_resize(img, (left, top, left + side, top + side), self.size))
-        landmarks = (torch.from_numpy(self._landmarks[i]) - torch.tensor([left, top], dtype=torch.float32))
+        landmarks = torch.from_numpy(self._landmarks[i]) - torch.tensor([left, top], dtype=torch.float32)
         return {"image": image, "expression": self._expressions[i],
-                "landmarks": landmarks * (self.size / side)}
+                "landmarks": scale_points(landmarks, self.size / side)}
 
 
 # --- CelebA ----------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Image helpers shared by the real-data loaders and the SynthFaces export.
 
 Conventions: images are PIL RGB on disk and float tensors 3 x S x S in [-1, 1] in memory (StarGAN's
-``Normalize(0.5, 0.5)``); masks are int64 label maps; pixel coordinates are continuous, so pixel ``i``
-covers ``[i, i + 1)`` and scaling an image by ``k`` scales a landmark by ``k``.
+``Normalize(0.5, 0.5)``); masks are int64 label maps; landmarks are in pixels with pixel ``i``'s centre
+at coordinate ``i`` (SynthFaces, dlib and OpenCV), so resizing by ``k`` maps ``x`` to
+``(x + 0.5) * k - 0.5`` (:func:`scale_points`).
 """
 from __future__ import annotations
 
@@ -69,6 +70,11 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     """Float tensor 3 x H x W in [-1, 1] -> PIL RGB image (rounded to 8 bits)."""
     arr = ((image.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte()
     return Image.fromarray(arr.permute(1, 2, 0).numpy(), "RGB")
+
+
+def scale_points(points, k: float):
+    """Landmarks of an image resized by ``k`` (pixel centres at integer coordinates)."""
+    return (points + 0.5) * k - 0.5
 
 
 def resize_mask(mask: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
