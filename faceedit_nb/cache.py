@@ -1,0 +1,241 @@
+"""Train once, reuse afterwards: a small on-disk cache of trained models keyed by their config.
+
+Notebooks train their models through :func:`load_or_train`. The first run trains and stores the
+result; every later run with the same config loads it in a second, so a reader re-running a notebook
+on a CPU (or the book's second build) does not train again::
+
+    from faceedit_nb.cache import load_or_train
+
+    def train(cfg):               # returns a trained nn.Module (or a dict of tensors/numbers)
+        ...
+
+    G = load_or_train("stargan-G", cfg, train, build_fn=lambda cfg: Generator(cfg.conv_dim))
+
+Layout
+------
+``<root>/models/<name>-<hash>/`` holds ``weights.pt`` (``torch.save`` of a state dict or of the
+returned dict), ``config.json`` (the canonical config that was hashed) and ``meta.json`` (training
+time, torch version, date). ``<root>`` is ``$FACEEDIT_CACHE`` if set, else ``.cache/`` at the top of a
+source checkout, else ``~/.cache/faceedit-nb``. ``cache_dir=`` overrides the models folder directly.
+
+Rules
+-----
+* The key is :func:`config_hash`: SHA-256 of the config's canonical JSON (dataclasses and dicts, keys
+  sorted, tuples as lists; only JSON-able values), so it is the same on every run and machine. It
+  covers the config only, not the training code: put a ``version`` field in the config and bump it
+  when the training code changes in a way that matters.
+* Files are written to a temporary file and moved into place with ``os.replace``, so a crash never
+  leaves a half-written ``weights.pt`` behind; an entry exists when ``weights.pt`` exists.
+* Files are read with ``torch.load(..., weights_only=True)``: tensors, numbers, strings, lists and
+  dicts only, never arbitrary pickled code. Hence a trained ``nn.Module`` is stored as its state dict
+  and rebuilt on load with ``build_fn(config)``.
+* A corrupt or unreadable ``weights.pt`` (or a ``config.json`` that does not match the config, which
+  would mean a hash collision or a hand-edited entry) is reported with a ``CacheWarning`` and the model
+  is trained again, overwriting the entry. ``retrain=True`` forces training.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+import warnings
+from pathlib import Path, PurePath
+from typing import Any, Callable
+
+import torch
+
+__all__ = [
+    "CacheWarning", "cache_root", "models_dir", "canonical_json", "config_hash", "entry_dir",
+    "is_cached", "load_or_train",
+]
+
+HASH_LENGTH = 16  # hex characters of SHA-256 kept in folder names (64 bits)
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class CacheWarning(UserWarning):
+    """A cache entry could not be used and is being rebuilt."""
+
+
+# --- where ------------------------------------------------------------------------------------------
+def cache_root() -> Path:
+    """``$FACEEDIT_CACHE``, else ``<checkout>/.cache`` in a source checkout, else ``~/.cache/faceedit-nb``."""
+    env = os.environ.get("FACEEDIT_CACHE")
+    if env:
+        return Path(env).expanduser().resolve()
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "faceedit_nb").is_dir():
+        return checkout / ".cache"
+    return Path.home() / ".cache" / "faceedit-nb"
+
+
+def models_dir() -> Path:
+    """The folder that holds one sub-folder per cached model."""
+    return cache_root() / "models"
+
+
+# --- the key ----------------------------------------------------------------------------------------
+def _plain(obj: Any, where: str = "config") -> Any:
+    """Turn a config into plain JSON types, refusing anything whose text form is not stable."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where}: keys must be strings, got {k!r}")
+            out[k] = _plain(v, f"{where}.{k}")
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, (set, frozenset)):
+        return sorted(_plain(v, f"{where}{{}}") for v in obj)
+    if isinstance(obj, enum.Enum):
+        return _plain(obj.value, where)
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, float):
+        if obj != obj or obj in (float("inf"), float("-inf")):
+            raise ValueError(f"{where}: {obj} cannot be hashed stably")
+        return obj
+    if isinstance(obj, PurePath):
+        return obj.as_posix()
+    if isinstance(obj, torch.dtype):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:  # numpy / torch scalar
+        return _plain(obj.item(), where)
+    raise TypeError(f"{where}: cannot hash a value of type {type(obj).__name__} ({obj!r}); "
+                    "use numbers, strings, bools, None, lists, dicts or dataclasses of those")
+
+
+def canonical_json(config: Any) -> str:
+    """The config as compact JSON with sorted keys: the text that :func:`config_hash` hashes."""
+    return json.dumps(_plain(config), sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+
+
+def config_hash(config: Any) -> str:
+    """A short, stable hex digest of a config (dict or dataclass); equal configs give equal hashes."""
+    return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()[:HASH_LENGTH]
+
+
+def entry_dir(name: str, config: Any, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The folder ``<models dir>/<name>-<hash>`` of one cached model."""
+    if not _NAME_RE.match(name):
+        raise ValueError(f"cache name {name!r}: use letters, digits, '_', '.' and '-' only")
+    root = Path(cache_dir) if cache_dir is not None else models_dir()
+    return root / f"{name}-{config_hash(config)}"
+
+
+def is_cached(name: str, config: Any, cache_dir: str | os.PathLike | None = None) -> bool:
+    """True when a finished entry exists (it may still turn out to be unreadable)."""
+    return (entry_dir(name, config, cache_dir) / "weights.pt").is_file()
+
+
+# --- atomic writes ----------------------------------------------------------------------------------
+def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _write_json(path: Path, data: Any) -> None:
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    _atomic_write(path, lambda f: f.write(text), mode="w")
+
+
+# --- the cache --------------------------------------------------------------------------------------
+def load_or_train(
+    name: str,
+    config: Any,
+    train_fn: Callable[[Any], Any],
+    *,
+    build_fn: Callable[[Any], torch.nn.Module] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    retrain: bool = False,
+    verbose: bool = True,
+) -> Any:
+    """Return the model trained with ``config``, training it with ``train_fn(config)`` only when needed.
+
+    ``train_fn(config)`` returns either a trained ``torch.nn.Module`` (stored as its state dict; then
+    ``build_fn(config)`` must build an untrained module of the same architecture, into which a later
+    call loads the weights) or a dict of tensors, numbers, strings, lists and dicts (for example
+    ``{"G": G.state_dict(), "D": D.state_dict(), "history": [...]}``), returned as loaded.
+    Loaded tensors are on the CPU. See the module docstring for the layout and the rules.
+    """
+    path = entry_dir(name, config, cache_dir)
+    weights, config_file, meta_file = path / "weights.pt", path / "config.json", path / "meta.json"
+    plain_config = _plain(config)
+
+    if weights.is_file() and not retrain:
+        kind = "dict"
+        if meta_file.is_file():
+            try:
+                kind = json.loads(meta_file.read_text()).get("kind", "dict")
+            except (OSError, ValueError, AttributeError):
+                kind = "unknown"
+        if kind == "module" and build_fn is None:
+            raise TypeError(f"cached entry {path.name} holds a module's weights: "
+                            "pass build_fn=... to rebuild the module")
+        try:
+            saved_config = json.loads(config_file.read_text())
+            if saved_config != json.loads(canonical_json(config)):
+                raise ValueError(f"{config_file} holds a different config (hash collision or edited file)")
+            if kind not in ("module", "dict"):
+                raise ValueError(f"{meta_file} is unreadable")
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            if kind == "module":
+                model = build_fn(config)
+                model.load_state_dict(state)
+                result = model
+            else:
+                result = state
+        except Exception as exc:  # corrupt, truncated, unsafe or mismatched entry: train again
+            warnings.warn(f"cache entry {path} is unusable ({type(exc).__name__}: {exc}); training again",
+                          CacheWarning, stacklevel=2)
+        else:
+            if verbose:
+                print(f"[cache] loaded {name} from {path}")
+            return result
+
+    if verbose:
+        print(f"[cache] training {name} (config hash {path.name.rsplit('-', 1)[1]}) ...")
+    start = time.perf_counter()
+    result = train_fn(config)
+    seconds = time.perf_counter() - start
+    if isinstance(result, torch.nn.Module):
+        if build_fn is None:
+            raise TypeError(f"train_fn of {name!r} returned a module: pass build_fn=... so that the "
+                            "cached weights can be loaded into a fresh module next time")
+        state, kind = result.state_dict(), "module"
+    elif isinstance(result, dict):
+        state, kind = result, "dict"
+    else:
+        raise TypeError(f"train_fn of {name!r} returned {type(result).__name__}: "
+                        "return an nn.Module or a dict of tensors and plain values")
+
+    _write_json(config_file, plain_config)
+    _write_json(meta_file, {
+        "name": name, "kind": kind, "train_seconds": round(seconds, 3), "torch": torch.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+    _atomic_write(weights, lambda f: torch.save(state, f))
+    if verbose:
+        print(f"[cache] trained {name} in {seconds:.1f} s, stored in {path}")
+    return result

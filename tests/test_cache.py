@@ -1,0 +1,172 @@
+"""faceedit_nb.cache: stable config hashes and train-once model caching."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from faceedit_nb import cache
+from faceedit_nb.cache import CacheWarning, config_hash, entry_dir, load_or_train
+
+
+@dataclasses.dataclass
+class Cfg:
+    size: int = 4
+    lr: float = 1e-3
+    name: str = "tiny"
+    betas: tuple = (0.5, 0.999)
+
+
+class Counter:
+    """A train_fn that counts its calls and returns a tiny trained linear layer."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, cfg):
+        self.calls += 1
+        torch.manual_seed(0)
+        model = torch.nn.Linear(cfg.size, 2)
+        with torch.no_grad():
+            model.weight.fill_(float(self.calls))
+        return model
+
+
+def build(cfg):
+    return torch.nn.Linear(cfg.size, 2)
+
+
+# --- config_hash -------------------------------------------------------------------------------------------
+def test_hash_is_stable_and_order_independent():
+    a = {"lr": 1e-3, "size": 64, "nested": {"b": 1, "a": [1, 2]}}
+    b = {"nested": {"a": [1, 2], "b": 1}, "size": 64, "lr": 0.001}
+    assert config_hash(a) == config_hash(b)
+    assert len(config_hash(a)) == cache.HASH_LENGTH
+    # a dataclass hashes like the equivalent dict; tuples like lists
+    assert config_hash(Cfg()) == config_hash({"size": 4, "lr": 1e-3, "name": "tiny", "betas": [0.5, 0.999]})
+
+
+def test_hash_is_the_same_in_another_process():
+    code = ("from faceedit_nb.cache import config_hash; "
+            "print(config_hash({'z': [1, 2.5, None, True], 'a': {'y': 'x'}}))")
+    env = dict(os.environ, PYTHONHASHSEED="123")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert other.stdout.strip() == config_hash({"a": {"y": "x"}, "z": [1, 2.5, None, True]})
+
+
+def test_hash_distinguishes_configs():
+    assert config_hash(Cfg()) != config_hash(Cfg(size=5))
+    assert config_hash({"x": 1}) != config_hash({"x": "1"})
+    assert config_hash({"x": 1}) != config_hash({"x": True})
+
+
+def test_unhashable_values_are_refused():
+    with pytest.raises(TypeError, match="cannot hash"):
+        config_hash({"f": object()})
+    with pytest.raises(ValueError):
+        config_hash({"x": float("nan")})
+    with pytest.raises(TypeError, match="keys must be strings"):
+        config_hash({1: 2})
+
+
+# --- load_or_train ---------------------------------------------------------------------------------------
+def test_second_call_loads_instead_of_training(tmp_path):
+    train = Counter()
+    m1 = load_or_train("lin", Cfg(), train, build_fn=build, cache_dir=tmp_path, verbose=False)
+    m2 = load_or_train("lin", Cfg(), train, build_fn=build, cache_dir=tmp_path, verbose=False)
+    assert train.calls == 1
+    assert m2 is not m1 and isinstance(m2, torch.nn.Linear)
+    assert torch.equal(m1.weight, m2.weight) and torch.equal(m1.bias, m2.bias)
+    entry = entry_dir("lin", Cfg(), tmp_path)
+    assert entry.name == f"lin-{config_hash(Cfg())}"
+    assert json.loads((entry / "config.json").read_text()) == json.loads(cache.canonical_json(Cfg()))
+    assert json.loads((entry / "meta.json").read_text())["kind"] == "module"
+    assert not [p for p in entry.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+def test_different_config_trains_a_new_entry(tmp_path):
+    train = Counter()
+    load_or_train("lin", Cfg(), train, build_fn=build, cache_dir=tmp_path, verbose=False)
+    load_or_train("lin", Cfg(lr=2e-3), train, build_fn=build, cache_dir=tmp_path, verbose=False)
+    load_or_train("other", Cfg(), train, build_fn=build, cache_dir=tmp_path, verbose=False)
+    assert train.calls == 3
+    assert len(list(tmp_path.iterdir())) == 3
+
+
+def test_dict_results_round_trip(tmp_path):
+    calls = []
+
+    def train(cfg):
+        calls.append(cfg)
+        return {"G": {"w": torch.ones(2, 2)}, "history": [1.0, 0.5], "note": "ok", "steps": 3}
+
+    first = load_or_train("pair", {"steps": 3}, train, cache_dir=tmp_path, verbose=False)
+    again = load_or_train("pair", {"steps": 3}, train, cache_dir=tmp_path, verbose=False)
+    assert len(calls) == 1
+    assert torch.equal(again["G"]["w"], first["G"]["w"]) and again["history"] == [1.0, 0.5]
+    assert again["note"] == "ok" and again["steps"] == 3
+
+
+def test_env_var_sets_the_cache_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEEDIT_CACHE", str(tmp_path / "root"))
+    assert cache.models_dir() == (tmp_path / "root" / "models").resolve()
+    load_or_train("lin", Cfg(), Counter(), build_fn=build, verbose=False)
+    assert (tmp_path / "root" / "models" / f"lin-{config_hash(Cfg())}" / "weights.pt").is_file()
+
+
+def test_corrupt_entry_warns_and_retrains(tmp_path):
+    train = Counter()
+    load_or_train("lin", Cfg(), train, build_fn=build, cache_dir=tmp_path, verbose=False)
+    weights = entry_dir("lin", Cfg(), tmp_path) / "weights.pt"
+    weights.write_bytes(weights.read_bytes()[:40])  # truncated file
+    with pytest.warns(CacheWarning, match="unusable"):
+        model = load_or_train("lin", Cfg(), train, build_fn=build, cache_dir=tmp_path, verbose=False)
+    assert train.calls == 2 and isinstance(model, torch.nn.Linear)
+    # the entry was rewritten and is good again
+    load_or_train("lin", Cfg(), train, build_fn=build, cache_dir=tmp_path, verbose=False)
+    assert train.calls == 2
+
+
+def test_pickled_code_is_never_loaded(tmp_path):
+    """weights_only=True: an entry holding an arbitrary pickled object is refused (and retrained)."""
+    train = Counter()
+    load_or_train("lin", Cfg(), train, build_fn=build, cache_dir=tmp_path, verbose=False)
+    weights = entry_dir("lin", Cfg(), tmp_path) / "weights.pt"
+    torch.save(Counter(), weights)  # a pickled instance of a test class
+    with pytest.warns(CacheWarning):
+        load_or_train("lin", Cfg(), train, build_fn=build, cache_dir=tmp_path, verbose=False)
+    assert train.calls == 2
+
+
+def test_module_result_needs_build_fn(tmp_path):
+    with pytest.raises(TypeError, match="build_fn"):
+        load_or_train("lin", Cfg(), Counter(), cache_dir=tmp_path, verbose=False)
+    assert not (entry_dir("lin", Cfg(), tmp_path) / "weights.pt").exists()
+
+
+def test_retrain_forces_training(tmp_path):
+    train = Counter()
+    load_or_train("lin", Cfg(), train, build_fn=build, cache_dir=tmp_path, verbose=False)
+    m = load_or_train("lin", Cfg(), train, build_fn=build, cache_dir=tmp_path, retrain=True, verbose=False)
+    assert train.calls == 2 and float(m.weight.detach()[0, 0]) == 2.0
+    m = load_or_train("lin", Cfg(), train, build_fn=build, cache_dir=tmp_path, verbose=False)
+    assert float(m.weight.detach()[0, 0]) == 2.0
+
+
+def test_failed_training_leaves_no_entry(tmp_path):
+    def boom(cfg):
+        raise RuntimeError("diverged")
+
+    with pytest.raises(RuntimeError, match="diverged"):
+        load_or_train("lin", Cfg(), boom, build_fn=build, cache_dir=tmp_path, verbose=False)
+    assert not cache.is_cached("lin", Cfg(), tmp_path)
+
+
+def test_bad_names_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="cache name"):
+        load_or_train("../escape", Cfg(), Counter(), build_fn=build, cache_dir=tmp_path)
