@@ -1,0 +1,64 @@
+# faceedit-nb: the two commands of the README.
+#   make book   execute every notebook (profile cpu, cached) and build the HTML book in book/_build/html
+#   make test   unit tests + every notebook under nbval with the smoke profile
+#   make clean  remove build products (book/_build, book/notebooks, build/); keeps .venv and .cache
+#
+# Both create .venv when it is missing and (re)install requirements.txt and the package only when
+# requirements.txt or pyproject.toml changed since the last install (a content stamp inside .venv).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.faceedit-nb-installed
+PROFILE ?= cpu
+# pytest-xdist workers for `make test` (2 cores here); PYTEST_ARGS adds options, e.g. PYTEST_ARGS=-x
+JOBS   ?= 2
+PYTEST_ARGS ?=
+# pip prints hundreds of "WARNING: Location ... is ignored" lines on the project machines: drop them.
+PIP    := $(PY) -m pip --disable-pip-version-check
+QUIET_PIP := { grep -v -E '^WARNING: Location .* is ignored' || true; }
+
+.PHONY: help setup book test clean
+
+help:
+	@echo "make book   - execute the notebooks (profile $(PROFILE)) and build book/_build/html"
+	@echo "make test   - run tests/ and every notebook (smoke profile) under nbval"
+	@echo "make clean  - remove build products (book/_build, book/notebooks, build/)"
+
+setup:
+	@if [ ! -x "$(PY)" ]; then \
+	  echo "creating $(VENV) with $$($(PYTHON) --version)"; \
+	  $(PYTHON) -m venv $(VENV); \
+	fi
+	@want="$$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)"; \
+	if [ "$$(cat $(STAMP) 2>/dev/null)" != "$$want" ]; then \
+	  echo "installing requirements.txt and faceedit_nb into $(VENV) ..."; \
+	  $(PIP) install -q -r requirements.txt 2>&1 | $(QUIET_PIP); \
+	  $(PIP) install -q -e . --no-deps 2>&1 | $(QUIET_PIP); \
+	  echo "$$want" > $(STAMP); \
+	else \
+	  echo "$(VENV) is up to date with requirements.txt and pyproject.toml"; \
+	fi
+
+book: setup
+	$(PY) -m faceedit_nb.book --profile $(PROFILE)
+
+# The notebooks get the smoke parameters injected (not executed) into build/smoke/, and nbval executes
+# them in the same pytest run as tests/, so CI reads one closing line. Exit code 5 (no tests collected)
+# is a failure: an empty run must never look green.
+test: setup
+	rm -rf build/smoke
+	$(PY) -m faceedit_nb.book --profile smoke --prepare-only --out build/smoke
+	@nbs="$$(find build/smoke -name '*.ipynb' 2>/dev/null | sort | tr '\n' ' ')"; \
+	cmd="$(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-current-env tests $$nbs $(PYTEST_ARGS)"; \
+	echo "$$cmd"; \
+	rc=0; $$cmd || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing" >&2; exit 1; fi; \
+	exit $$rc
+
+clean:
+	rm -rf book/_build book/notebooks build

@@ -1,0 +1,568 @@
+"""Execute the book's notebooks with papermill and build the HTML book with jupyter-book.
+
+Usage::
+
+    python -m faceedit_nb.book --profile cpu                  # execute every notebook, build book/_build/html
+    python -m faceedit_nb.book --profile paper --only baselines/stargan --no-build
+    python -m faceedit_nb.book --profile smoke --prepare-only # inject parameters only (for nbval)
+
+How it works
+------------
+* **Notebooks.** Every ``*.ipynb`` under ``notebooks/`` (recursively, ``.ipynb_checkpoints`` skipped) is a
+  chapter source. Its *name* is its path relative to ``notebooks/`` without ``.ipynb``
+  (``synthfaces``, ``baselines/stargan``). Sources are stored without outputs.
+* **Parameters.** Each notebook has exactly one code cell tagged ``parameters`` that holds literal
+  assignments only (``image_size = 64``); derived values belong in the next cell. The profiles are:
+
+  - ``smoke``: seconds per notebook, for tests (``make test`` runs them under nbval);
+  - ``cpu``: the notebook's own defaults (what the book shows, minutes on a laptop CPU);
+  - ``paper``: the papers' settings (a GPU and hours).
+
+  ``notebooks/profiles.yml`` maps ``{notebook name: {smoke: {...}, cpu: {...}, paper: {...}}}``; every
+  section is optional (``cpu:`` overrides are rarely needed). A parameter that the notebook does not
+  declare, or a value whose type does not match the declared default, is an error.
+* **Execution.** papermill runs the notebook with ``kernel_name="python3"`` into
+  ``book/notebooks/<name>.ipynb``. The kernel's working directory is the folder of that *output*
+  notebook (``book/notebooks/...`` or ``build/<profile>/...``; nbval also starts kernels in the
+  notebook's folder), so files a notebook writes with relative paths land beside its executed copy,
+  never in ``notebooks/``, and the outputs of two profiles never clobber each other. Trained models
+  go to the model cache (:mod:`faceedit_nb.cache`), whose location does not depend on the cwd.
+* **Cache.** The executed notebook's metadata ``faceedit_nb.hash`` is a SHA-256 of the source's code
+  cells, the parameters, the profile and every ``faceedit_nb/**/*.py`` file. When the existing output
+  has the same hash the notebook is not executed again; only its markdown cells and cell tags are
+  refreshed from the source. Execution writes to a temporary file that is renamed into place on
+  success; on failure the previous output is deleted (so the book cannot show stale results) and the
+  failed notebook is kept as ``<name>.failed.ipynb`` for inspection.
+* **Book.** ``jupyter-book build book/ -W --keep-going`` (warnings are errors) after checking that every
+  notebook in ``book/_toc.yml`` has been executed. ``_config.yml`` sets ``execute_notebooks: 'off'``:
+  papermill has already executed everything.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import nbformat
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PROFILES = ("smoke", "cpu", "paper")
+KERNEL_NAME = "python3"
+RUNNER_VERSION = 1  # bump to invalidate every executed notebook
+META_KEY = "faceedit_nb"
+
+
+class BookError(Exception):
+    """A user-facing error of the runner (bad notebook, bad profiles.yml, unknown name...)."""
+
+
+@dataclasses.dataclass
+class Layout:
+    """Where things are. Defaults are the repository's folders; tests point them at a tmp dir."""
+
+    notebooks_dir: Path = REPO_ROOT / "notebooks"
+    book_dir: Path = REPO_ROOT / "book"
+    build_dir: Path = REPO_ROOT / "build"
+    package_dir: Path = REPO_ROOT / "faceedit_nb"
+    profiles_file: Path | None = None  # default: <notebooks_dir>/profiles.yml
+
+    def __post_init__(self) -> None:
+        for f in ("notebooks_dir", "book_dir", "build_dir", "package_dir"):
+            setattr(self, f, Path(getattr(self, f)).resolve())
+        self.profiles_file = (Path(self.profiles_file).resolve() if self.profiles_file is not None
+                              else self.notebooks_dir / "profiles.yml")
+
+    def output_dir(self, profile: str, prepare_only: bool) -> Path:
+        """Default output folder: ``build/<profile>`` for prepared notebooks, else ``book/notebooks``."""
+        return self.build_dir / profile if prepare_only else self.book_dir / "notebooks"
+
+
+@dataclasses.dataclass
+class Result:
+    name: str
+    status: str  # "ran" | "reused" | "prepared" | "failed"
+    seconds: float
+    output: Path
+    detail: str = ""
+
+
+# --- discovering notebooks and their parameters ----------------------------------------------------------
+def find_notebooks(notebooks_dir: str | os.PathLike) -> dict[str, Path]:
+    """``{name: path}`` of every source notebook, sorted by name."""
+    root = Path(notebooks_dir)
+    found = {}
+    if root.is_dir():
+        for path in root.rglob("*.ipynb"):
+            rel = path.relative_to(root)
+            if any(part == ".ipynb_checkpoints" or part.startswith(".") for part in rel.parts):
+                continue
+            found[rel.with_suffix("").as_posix()] = path
+    return dict(sorted(found.items()))
+
+
+def read_notebook(path: str | os.PathLike) -> nbformat.NotebookNode:
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except Exception as exc:  # invalid JSON, not a notebook
+        raise BookError(f"{path}: not a readable notebook ({type(exc).__name__}: {exc})") from exc
+
+
+def _tags(cell) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def parameters_cell_index(nb: nbformat.NotebookNode, name: str) -> int:
+    """Index of the one code cell tagged ``parameters``; an error unless there is exactly one."""
+    hits = [i for i, c in enumerate(nb.cells) if "parameters" in _tags(c)]
+    code_hits = [i for i in hits if nb.cells[i].cell_type == "code"]
+    if len(hits) != 1 or len(code_hits) != 1:
+        raise BookError(f"notebook {name!r}: needs exactly one code cell tagged 'parameters', "
+                        f"found {len(code_hits)} code cell(s) and {len(hits) - len(code_hits)} other cell(s)")
+    return code_hits[0]
+
+
+def parse_parameters(source: str, name: str = "<cell>") -> dict[str, Any]:
+    """The assignments of a parameters cell, ``{name: value}``; only literal assignments are allowed."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise BookError(f"notebook {name!r}: parameters cell is not plain Python ({exc.msg}, line {exc.lineno}); "
+                        "magics and shell escapes do not belong there") from exc
+    params: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            continue  # a docstring-like comment
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None and node.simple:
+            targets, value = [node.target], node.value
+        else:
+            raise BookError(f"notebook {name!r}: parameters cell line {node.lineno}: only literal assignments "
+                            f"(`x = 1`) are allowed, found `{ast.unparse(node)}`")
+        if not all(isinstance(t, ast.Name) for t in targets):
+            raise BookError(f"notebook {name!r}: parameters cell line {node.lineno}: assign to plain names only")
+        try:
+            literal = ast.literal_eval(value)
+        except ValueError as exc:
+            raise BookError(f"notebook {name!r}: parameter {targets[0].id} = {ast.unparse(value)} is not a literal; "
+                            "keep the parameters cell literal and derive values in the next cell") from exc
+        for t in targets:
+            params[t.id] = literal
+    if not params:
+        raise BookError(f"notebook {name!r}: the parameters cell declares no parameter")
+    return params
+
+
+def declared_parameters(nb: nbformat.NotebookNode, name: str) -> dict[str, Any]:
+    """The defaults declared in a notebook's parameters cell."""
+    return parse_parameters(nb.cells[parameters_cell_index(nb, name)].source, name)
+
+
+def load_profiles(path: str | os.PathLike | None, notebooks: Iterable[str]) -> dict[str, dict[str, dict]]:
+    """Read and check the structure of profiles.yml (notebook names and profile names)."""
+    if path is None or not Path(path).is_file():
+        return {}
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise BookError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BookError(f"{path}: expected a mapping {{notebook: {{profile: {{parameter: value}}}}}}")
+    valid = sorted(notebooks)
+    out: dict[str, dict[str, dict]] = {}
+    for nb_name, sections in data.items():
+        if nb_name not in valid:
+            raise BookError(f"{path}: unknown notebook {nb_name!r}; notebooks are: {', '.join(valid) or '(none)'}")
+        sections = sections or {}
+        if not isinstance(sections, dict):
+            raise BookError(f"{path}: {nb_name}: expected a mapping of profiles {PROFILES}")
+        out[nb_name] = {}
+        for profile, params in sections.items():
+            if profile not in PROFILES:
+                raise BookError(f"{path}: {nb_name}: unknown profile {profile!r}; profiles are {', '.join(PROFILES)}")
+            params = params or {}
+            if not isinstance(params, dict):
+                raise BookError(f"{path}: {nb_name}.{profile}: expected a mapping parameter: value")
+            out[nb_name][profile] = params
+    return out
+
+
+def _type_ok(default: Any, value: Any) -> bool:
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+def profile_overrides(name: str, declared: dict[str, Any], profiles: dict, profile: str) -> dict[str, Any]:
+    """The parameters that ``profile`` injects into notebook ``name`` (checked against its declarations)."""
+    if profile not in PROFILES:
+        raise BookError(f"unknown profile {profile!r}; profiles are {', '.join(PROFILES)}")
+    overrides = dict(profiles.get(name, {}).get(profile, {}))
+    for key, value in overrides.items():
+        if key not in declared:
+            raise BookError(f"notebook {name!r}: profile {profile!r} sets parameter {key!r}, which the notebook "
+                            f"does not declare; declared parameters: {', '.join(declared)}")
+        if not _type_ok(declared[key], value):
+            raise BookError(f"notebook {name!r}: profile {profile!r} sets {key} = {value!r} "
+                            f"({type(value).__name__}) but the default is {declared[key]!r} "
+                            f"({type(declared[key]).__name__}); in YAML write floats like 1.0e-4")
+    return overrides
+
+
+def lint_source(nb: nbformat.NotebookNode, name: str) -> list[str]:
+    """Problems of a *source* notebook: stored outputs or execution counts, a bad parameters cell."""
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if cell.get("outputs"):
+            problems.append(f"{name}: cell {i} stores outputs (strip them: python scripts/strip_notebooks.py)")
+        if cell.get("execution_count") is not None:
+            problems.append(f"{name}: cell {i} stores an execution count (python scripts/strip_notebooks.py)")
+    try:
+        declared_parameters(nb, name)
+    except BookError as exc:
+        problems.append(str(exc))
+    return problems
+
+
+# --- the execution cache ---------------------------------------------------------------------------------
+def package_fingerprint(package_dir: str | os.PathLike) -> list[list[str]]:
+    """``[[relative path, sha256]]`` of every ``*.py`` file of the package."""
+    root = Path(package_dir)
+    files = sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+    return [[p.relative_to(root).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest()] for p in files]
+
+
+def execution_hash(nb: nbformat.NotebookNode, parameters: dict[str, Any], profile: str,
+                   package: list[list[str]]) -> str:
+    """Hash of everything an execution depends on: code cells, parameters, profile, package code."""
+    payload = {
+        "runner": RUNNER_VERSION,
+        "kernel": KERNEL_NAME,
+        "profile": profile,
+        "parameters": parameters,
+        "code": [c.source for c in nb.cells if c.cell_type == "code"],
+        "package": package,
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _stored_meta(path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_text()).get("metadata", {}).get(META_KEY, {}))
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def refresh_prose(source: nbformat.NotebookNode, executed: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
+    """Copy markdown/raw cells and code-cell tags from the source into a reused executed notebook.
+
+    The code cells are known to be the same (the hash says so); the executed copy keeps its outputs and
+    papermill's injected-parameters cell. Returns the new notebook, or None if nothing changed.
+    """
+    executed_code = [c for c in executed.cells if c.cell_type == "code" and "injected-parameters" not in _tags(c)]
+    injected = [c for c in executed.cells if "injected-parameters" in _tags(c)]
+    if len(executed_code) != sum(c.cell_type == "code" for c in source.cells):
+        return None
+    cells, it = [], iter(executed_code)
+    for cell in source.cells:
+        if cell.cell_type == "code":
+            out = next(it)
+            out = copy.deepcopy(out)
+            meta = {k: v for k, v in out.get("metadata", {}).items() if k in ("papermill", "execution")}
+            meta.update(copy.deepcopy(cell.get("metadata", {})))
+            out["metadata"] = nbformat.from_dict(meta)
+            cells.append(out)
+            if "parameters" in _tags(cell):
+                cells.extend(copy.deepcopy(injected))
+        else:
+            cells.append(copy.deepcopy(cell))
+    def key(cs):
+        return [(c.cell_type, c.get("source"), sorted(_tags(c))) for c in cs]
+
+    if key(cells) == key(executed.cells):
+        return None
+    new = copy.deepcopy(executed)
+    new.cells = cells
+    return new
+
+
+def _atomic_write_nb(nb: nbformat.NotebookNode, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.writing-{os.getpid()}.ipynb")
+    nbformat.write(nb, str(tmp))
+    os.replace(tmp, path)
+
+
+# --- running ---------------------------------------------------------------------------------------------
+def _short_error(exc: BaseException) -> str:
+    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+    if ename:
+        return f"{ename}: {evalue}"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1] if text else ''}"
+
+
+def execute_one(name: str, src: Path, dst: Path, overrides: dict[str, Any], profile: str, digest: str,
+                parameters: dict[str, Any], *, timeout: int | None = None) -> Result:
+    """Execute ``src`` into ``dst`` with papermill (cwd = ``dst``'s folder), atomically."""
+    import papermill as pm
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.stem}.running-{os.getpid()}.ipynb")
+    failed = dst.with_name(f"{dst.stem}.failed.ipynb")
+    failed.unlink(missing_ok=True)
+    start = time.perf_counter()
+    try:
+        try:
+            pm.execute_notebook(str(src), str(tmp), parameters=overrides, kernel_name=KERNEL_NAME,
+                                cwd=str(dst.parent), progress_bar=False, log_output=False,
+                                execution_timeout=timeout)
+        except Exception as exc:
+            seconds = time.perf_counter() - start
+            dst.unlink(missing_ok=True)  # no stale "good" output survives a failed run
+            if tmp.exists():
+                os.replace(tmp, failed)
+            return Result(name, "failed", seconds, failed, _short_error(exc))
+        seconds = time.perf_counter() - start
+        nb = nbformat.read(str(tmp), as_version=4)
+        nb.metadata[META_KEY] = {
+            "hash": digest, "profile": profile, "parameters": parameters,
+            "executed": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(seconds, 2),
+        }
+        nbformat.write(nb, str(tmp))
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)  # interrupted: leave nothing half-written behind
+    return Result(name, "ran", seconds, dst)
+
+
+def prepare_one(name: str, src: Path, dst: Path, overrides: dict[str, Any]) -> Result:
+    """Inject the parameters only (papermill ``prepare_only=True``)."""
+    import papermill as pm
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.stem}.preparing-{os.getpid()}.ipynb")
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(str(src), str(tmp), parameters=overrides, kernel_name=KERNEL_NAME,
+                            prepare_only=True, progress_bar=False, log_output=False)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return Result(name, "prepared", time.perf_counter() - start, dst)
+
+
+def toc_files(book_dir: str | os.PathLike) -> list[str]:
+    """Every ``root``/``file`` entry of ``_toc.yml``, in order."""
+    toc_path = Path(book_dir) / "_toc.yml"
+    toc = yaml.safe_load(toc_path.read_text()) or {}
+    files: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                if isinstance(node.get(key), str):
+                    files.append(node[key])
+            for key in ("parts", "chapters", "sections"):
+                for child in node.get(key) or []:
+                    walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(toc)
+    return files
+
+
+def _strip_ext(entry: str) -> str:
+    for ext in (".ipynb", ".md", ".rst"):
+        if entry.endswith(ext):
+            return entry[: -len(ext)]
+    return entry
+
+
+def check_book_inputs(layout: Layout, profile: str) -> list[str]:
+    """Errors that would break the build: toc entries with no page. Prints notebooks of other profiles."""
+    errors, notebooks = [], find_notebooks(layout.notebooks_dir)
+    for entry in toc_files(layout.book_dir):
+        entry = _strip_ext(entry)
+        if entry.startswith("notebooks/"):
+            name = entry[len("notebooks/"):]
+            executed = layout.book_dir / f"{entry}.ipynb"
+            if name not in notebooks:
+                errors.append(f"_toc.yml lists {entry}, but notebooks/{name}.ipynb does not exist")
+            elif not executed.is_file():
+                errors.append(f"_toc.yml lists {entry}, but {executed} has not been executed "
+                              f"(run `python -m faceedit_nb.book --profile {profile}` without --only)")
+            else:
+                other = _stored_meta(executed).get("profile")
+                if other != profile:
+                    print(f"note: {executed.relative_to(layout.book_dir)} was executed with profile {other!r}, "
+                          f"not {profile!r}")
+        elif not any((layout.book_dir / f"{entry}{ext}").is_file() for ext in (".md", ".ipynb", ".rst")):
+            errors.append(f"_toc.yml lists {entry}, but there is no {entry}.md in {layout.book_dir}")
+    return errors
+
+
+def build_book(book_dir: str | os.PathLike, *, strict: bool = True, quiet: bool = False) -> float:
+    """``jupyter-book build <book_dir>`` (``-W --keep-going`` when strict); returns seconds."""
+    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(book_dir),
+           "--builder", "html"]
+    if strict:
+        cmd += ["-W", "--keep-going"]
+    if quiet:
+        cmd += ["-q"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd)
+    if proc.returncode != 0:
+        raise BookError(f"jupyter-book build failed (exit {proc.returncode}); see the messages above"
+                        + (" (warnings are errors: -W)" if strict else ""))
+    return time.perf_counter() - start
+
+
+def _prune(out_dir: Path, keep: set[Path]) -> None:
+    """Remove executed notebooks whose source no longer exists (default output folders only)."""
+    if not out_dir.is_dir():
+        return
+    for path in out_dir.rglob("*.ipynb"):
+        if path.name.endswith(".failed.ipynb") and path.with_name(path.name.replace(".failed", "")) in keep:
+            continue
+        if path not in keep:
+            print(f"removing stale {path}")
+            path.unlink()
+
+
+def run(profile: str, *, only: list[str] | None = None, prepare_only: bool = False,
+        out: str | os.PathLike | None = None, build: bool = True, layout: Layout | None = None,
+        force: bool = False, timeout: int | None = None, strict: bool = True) -> list[Result]:
+    """Execute (or prepare) the notebooks for ``profile``, then build the book. Raises BookError."""
+    layout = layout or Layout()
+    if profile not in PROFILES:
+        raise BookError(f"unknown profile {profile!r}; profiles are {', '.join(PROFILES)}")
+    notebooks = find_notebooks(layout.notebooks_dir)
+    if only:
+        unknown = [n for n in only if n not in notebooks]
+        if unknown:
+            raise BookError(f"unknown notebook {', '.join(map(repr, unknown))} for --only; valid names: "
+                            f"{', '.join(notebooks) or '(none: ' + str(layout.notebooks_dir) + ' has no notebooks)'}")
+    selected = {n: notebooks[n] for n in (only or notebooks)}
+    profiles = load_profiles(layout.profiles_file, notebooks)
+
+    # Check every selected notebook before running any.
+    plans = []
+    for name, src in selected.items():
+        nb = read_notebook(src)
+        declared = declared_parameters(nb, name)
+        overrides = profile_overrides(name, declared, profiles, profile)
+        plans.append((name, src, nb, declared, overrides))
+
+    default_out = out is None
+    out_dir = Path(out).resolve() if out is not None else layout.output_dir(profile, prepare_only)
+    if out is not None and not prepare_only and build:
+        print(f"note: --out {out_dir} is not the book's folder; not building the book")
+        build = False
+    package = package_fingerprint(layout.package_dir)
+    verb = "preparing" if prepare_only else "executing"
+    print(f"{verb} {len(plans)} notebook(s) with profile {profile!r} into {out_dir}")
+
+    results: list[Result] = []
+    total_start = time.perf_counter()
+    for name, src, nb, declared, overrides in plans:
+        dst = out_dir / f"{name}.ipynb"
+        if prepare_only:
+            res = prepare_one(name, src, dst, overrides)
+        else:
+            parameters = {**declared, **overrides}
+            digest = execution_hash(nb, parameters, profile, package)
+            stored = _stored_meta(dst) if dst.is_file() else {}
+            if not force and stored.get("hash") == digest:
+                detail = f"executed {stored.get('executed', '?')} in {stored.get('seconds', '?')} s"
+                try:
+                    refreshed = refresh_prose(nb, read_notebook(dst))
+                except BookError:
+                    refreshed = None
+                if refreshed is not None:
+                    _atomic_write_nb(refreshed, dst)
+                    detail += ", prose refreshed"
+                res = Result(name, "reused", 0.0, dst, detail)
+            else:
+                if not overrides and profile != "cpu":
+                    print(f"note: {name} has no {profile!r} parameters in profiles.yml: using its defaults")
+                print(f"running {name} ...", flush=True)
+                res = execute_one(name, src, dst, overrides, profile, digest, parameters, timeout=timeout)
+        results.append(res)
+        shown = f"{res.seconds:6.1f} s" if res.status != "reused" else "   cache"
+        print(f"  {res.status:8s} {shown}  {name}" + (f"  ({res.detail})" if res.detail else ""), flush=True)
+        if res.status == "failed":
+            print(f"           failed notebook kept at {res.output}", flush=True)
+
+    if default_out and not only:
+        _prune(out_dir, {out_dir / f"{n}.ipynb" for n in notebooks})
+    counts = {s: sum(r.status == s for r in results) for s in ("ran", "reused", "prepared", "failed")}
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "nothing to do"
+    print(f"notebooks: {summary} in {time.perf_counter() - total_start:.1f} s")
+
+    failed = [r.name for r in results if r.status == "failed"]
+    if failed:
+        raise BookError(f"{len(failed)} notebook(s) failed: {', '.join(failed)}; the book was not built")
+    if build and not prepare_only:
+        errors = check_book_inputs(layout, profile)
+        if errors:
+            raise BookError("cannot build the book:\n  " + "\n  ".join(errors))
+        seconds = build_book(layout.book_dir, strict=strict)
+        print(f"book built in {seconds:.1f} s: {layout.book_dir / '_build' / 'html' / 'index.html'}")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m faceedit_nb.book", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=PROFILES, required=True, help="parameter set (see notebooks/profiles.yml)")
+    parser.add_argument("--only", action="append", metavar="NAME",
+                        help="run only this notebook (path under notebooks/ without .ipynb); repeatable")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="inject parameters without executing (into --out, default build/<profile>/)")
+    parser.add_argument("--out", metavar="DIR", help="output folder (default book/notebooks, or build/<profile> "
+                                                     "with --prepare-only)")
+    parser.add_argument("--no-build", action="store_true", help="execute only; do not run jupyter-book")
+    parser.add_argument("--force", action="store_true", help="execute even when the cached output is current")
+    parser.add_argument("--timeout", type=int, default=None, metavar="S", help="per-cell timeout in seconds")
+    parser.add_argument("--no-strict", action="store_true", help="build without -W (warnings not errors)")
+    parser.add_argument("--notebooks-dir", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--book-dir", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--build-dir", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--profiles-file", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    kw = {k: v for k, v in {"notebooks_dir": args.notebooks_dir, "book_dir": args.book_dir,
+                            "build_dir": args.build_dir, "profiles_file": args.profiles_file}.items() if v}
+    try:
+        run(args.profile, only=args.only, prepare_only=args.prepare_only, out=args.out,
+            build=not args.no_build, layout=Layout(**kw), force=args.force, timeout=args.timeout,
+            strict=not args.no_strict)
+    except BookError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

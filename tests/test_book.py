@@ -1,0 +1,259 @@
+"""The book runner (faceedit_nb.book): parameters, profiles, errors, the execution cache, the build.
+
+Every test works on a tiny notebook in a tmp dir, so it is meaningful whatever notebooks/ holds.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from faceedit_nb import book
+from faceedit_nb.book import BookError, Layout
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_notebook(path: Path, params: str = "n = 3\nscale = 0.5\nlabel = 'x'", body: str | None = None,
+                  prose: str = "# Tiny\n\nA test notebook.") -> Path:
+    nb = new_notebook()
+    nb.cells = [
+        new_markdown_cell(prose),
+        new_code_cell(params, metadata={"tags": ["parameters"]}),
+        new_code_cell(body if body is not None else
+                      "import os\nresult = n * scale\nprint(label, result)\nopen('written.txt', 'w').write(label)"),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+    return path
+
+
+@pytest.fixture
+def layout(tmp_path) -> Layout:
+    make_notebook(tmp_path / "notebooks" / "tiny.ipynb")
+    make_notebook(tmp_path / "notebooks" / "sub" / "other.ipynb", params="steps = 1", body="print('steps', steps)")
+    (tmp_path / "notebooks" / ".ipynb_checkpoints").mkdir()
+    make_notebook(tmp_path / "notebooks" / ".ipynb_checkpoints" / "tiny-checkpoint.ipynb")
+    (tmp_path / "notebooks" / "profiles.yml").write_text(
+        "tiny:\n  smoke:\n    n: 1\n  paper:\n    n: 100\n    label: paper\nsub/other:\n  smoke: {steps: 0}\n")
+    return Layout(notebooks_dir=tmp_path / "notebooks", book_dir=tmp_path / "book",
+                  build_dir=tmp_path / "build", package_dir=ROOT / "faceedit_nb")
+
+
+def outputs_text(path: Path) -> str:
+    nb = nbformat.read(str(path), as_version=4)
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
+# --- discovery and parameters ----------------------------------------------------------------------------
+def test_find_notebooks_names_and_skips_checkpoints(layout):
+    assert list(book.find_notebooks(layout.notebooks_dir)) == ["sub/other", "tiny"]
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("n = 3\nlr: float = 1e-4\n# comment\nsize = (64, 64)", {"n": 3, "lr": 1e-4, "size": (64, 64)}),
+    ("a = b = -1\nname = 'x'\nopts = {'k': [1, None, True]}", {"a": -1, "b": -1, "name": "x",
+                                                                "opts": {"k": [1, None, True]}}),
+])
+def test_parse_parameters_accepts_literals(source, expected):
+    assert book.parse_parameters(source, "nb") == expected
+
+
+@pytest.mark.parametrize("source, message", [
+    ("n = 3\nm = n * 2", "not a literal"),
+    ("import torch\nn = 1", "only literal assignments"),
+    ("x.y = 1", "plain names"),
+    ("%matplotlib inline\nn = 1", "not plain Python"),
+    ("# nothing", "declares no parameter"),
+])
+def test_parse_parameters_rejects_code(source, message):
+    with pytest.raises(BookError, match=message):
+        book.parse_parameters(source, "nb")
+
+
+def test_parameters_cell_must_be_unique(tmp_path):
+    nb = new_notebook(cells=[new_code_cell("a = 1", metadata={"tags": ["parameters"]}),
+                             new_code_cell("b = 1", metadata={"tags": ["parameters"]})])
+    with pytest.raises(BookError, match="exactly one code cell tagged 'parameters'"):
+        book.declared_parameters(nb, "two")
+    with pytest.raises(BookError, match="exactly one"):
+        book.declared_parameters(new_notebook(cells=[new_code_cell("a = 1")]), "none")
+
+
+def test_profile_overrides_and_cpu_defaults(layout):
+    nbs = book.find_notebooks(layout.notebooks_dir)
+    profiles = book.load_profiles(layout.profiles_file, nbs)
+    declared = book.declared_parameters(book.read_notebook(nbs["tiny"]), "tiny")
+    assert book.profile_overrides("tiny", declared, profiles, "smoke") == {"n": 1}
+    assert book.profile_overrides("tiny", declared, profiles, "cpu") == {}
+    assert book.profile_overrides("tiny", declared, profiles, "paper") == {"n": 100, "label": "paper"}
+
+
+def test_unknown_parameter_is_a_clear_error(layout):
+    layout.profiles_file.write_text("tiny:\n  smoke:\n    n: 1\n    epochs: 5\n")
+    with pytest.raises(BookError) as err:
+        book.run("smoke", layout=layout, prepare_only=True)
+    msg = str(err.value)
+    assert "'tiny'" in msg and "'epochs'" in msg and "n, scale, label" in msg
+
+
+def test_wrong_type_is_a_clear_error(layout):
+    layout.profiles_file.write_text("tiny:\n  smoke:\n    scale: 1e-4\n")  # YAML 1.1 reads 1e-4 as a string
+    with pytest.raises(BookError, match="scale = '1e-4'"):
+        book.run("smoke", layout=layout, prepare_only=True)
+
+
+def test_profiles_file_structure_is_checked(layout):
+    layout.profiles_file.write_text("tinny:\n  smoke: {n: 1}\n")
+    with pytest.raises(BookError, match="unknown notebook 'tinny'.*sub/other, tiny"):
+        book.run("smoke", layout=layout, prepare_only=True)
+    layout.profiles_file.write_text("tiny:\n  smok: {n: 1}\n")
+    with pytest.raises(BookError, match="unknown profile 'smok'"):
+        book.run("smoke", layout=layout, prepare_only=True)
+
+
+def test_unknown_only_name_lists_the_valid_ones(layout, capsys):
+    with pytest.raises(BookError, match=r"unknown notebook 'nope'.*valid names: sub/other, tiny"):
+        book.run("smoke", layout=layout, only=["nope"], prepare_only=True)
+    # the same through the command line: exit code 2 and the message on stderr
+    code = book.main(["--profile", "smoke", "--only", "nope", "--prepare-only",
+                      "--notebooks-dir", str(layout.notebooks_dir), "--book-dir", str(layout.book_dir),
+                      "--build-dir", str(layout.build_dir)])
+    assert code == 2
+    assert "valid names: sub/other, tiny" in capsys.readouterr().err
+
+
+# --- prepare-only (what make test feeds to nbval) -----------------------------------------------------------
+def test_prepare_only_injects_parameters_without_executing(layout):
+    results = book.run("smoke", layout=layout, prepare_only=True)
+    assert {r.status for r in results} == {"prepared"}
+    out = layout.build_dir / "smoke" / "tiny.ipynb"
+    nb = nbformat.read(str(out), as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "n = 1" in injected[0].source
+    assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    assert (layout.build_dir / "smoke" / "sub" / "other.ipynb").is_file()
+    assert not (layout.book_dir / "notebooks").exists()  # the book's folder is untouched
+
+
+# --- execution and the cache -------------------------------------------------------------------------------
+def test_cache_reuses_then_reexecutes_when_parameters_change(layout):
+    first = book.run("smoke", layout=layout, only=["tiny"], build=False)
+    out = layout.book_dir / "notebooks" / "tiny.ipynb"
+    assert [r.status for r in first] == ["ran"]
+    assert "x 0.5" in outputs_text(out)
+    meta = json.loads(out.read_text())["metadata"]["faceedit_nb"]
+    assert meta["profile"] == "smoke" and meta["parameters"] == {"n": 1, "scale": 0.5, "label": "x"}
+    # the kernel ran in the output folder: files it writes land there, never in notebooks/
+    assert (out.parent / "written.txt").read_text() == "x"
+    assert not (layout.notebooks_dir / "written.txt").exists()
+
+    stamp = out.stat().st_mtime_ns
+    second = book.run("smoke", layout=layout, only=["tiny"], build=False)
+    assert [r.status for r in second] == ["reused"]
+    assert out.stat().st_mtime_ns == stamp  # not even rewritten
+
+    layout.profiles_file.write_text("tiny:\n  smoke:\n    n: 1\n    label: changed\n")
+    third = book.run("smoke", layout=layout, only=["tiny"], build=False)
+    assert [r.status for r in third] == ["ran"]
+    assert "changed 0.5" in outputs_text(out)
+
+    # another profile is another hash
+    assert [r.status for r in book.run("cpu", layout=layout, only=["tiny"], build=False)] == ["ran"]
+
+
+def test_prose_edits_are_refreshed_without_reexecution(layout):
+    book.run("cpu", layout=layout, only=["tiny"], build=False)
+    out = layout.book_dir / "notebooks" / "tiny.ipynb"
+    src = layout.notebooks_dir / "tiny.ipynb"
+    nb = nbformat.read(str(src), as_version=4)
+    nb.cells[0].source = "# Tiny, retitled"
+    nb.cells.append(new_markdown_cell("A closing remark."))
+    nbformat.write(nb, str(src))
+    res = book.run("cpu", layout=layout, only=["tiny"], build=False)
+    assert [r.status for r in res] == ["reused"] and "prose refreshed" in res[0].detail
+    executed = nbformat.read(str(out), as_version=4)
+    assert executed.cells[0].source == "# Tiny, retitled"
+    assert executed.cells[-1].source == "A closing remark."
+    assert "x 1.5" in outputs_text(out)  # outputs kept
+
+
+def test_code_edit_reexecutes(layout):
+    book.run("cpu", layout=layout, only=["tiny"], build=False)
+    make_notebook(layout.notebooks_dir / "tiny.ipynb", body="print('new code', n)")
+    assert [r.status for r in book.run("cpu", layout=layout, only=["tiny"], build=False)] == ["ran"]
+    assert "new code 3" in outputs_text(layout.book_dir / "notebooks" / "tiny.ipynb")
+
+
+def test_package_code_is_part_of_the_hash(layout, tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "mod.py").write_text("X = 1\n")
+    layout.package_dir = pkg
+    book.run("smoke", layout=layout, only=["sub/other"], build=False)
+    assert [r.status for r in book.run("smoke", layout=layout, only=["sub/other"], build=False)] == ["reused"]
+    (pkg / "mod.py").write_text("X = 2\n")
+    assert [r.status for r in book.run("smoke", layout=layout, only=["sub/other"], build=False)] == ["ran"]
+
+
+def test_failed_execution_leaves_no_stale_output(layout):
+    book.run("cpu", layout=layout, only=["tiny"], build=False)
+    out = layout.book_dir / "notebooks" / "tiny.ipynb"
+    assert out.is_file()
+    make_notebook(layout.notebooks_dir / "tiny.ipynb", body="raise ValueError('on purpose')")
+    with pytest.raises(BookError, match="1 notebook\\(s\\) failed: tiny"):
+        book.run("cpu", layout=layout, only=["tiny"], build=False)
+    assert not out.exists()
+    failed = out.with_name("tiny.failed.ipynb")
+    assert failed.is_file() and "on purpose" in failed.read_text()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary files
+
+
+# --- the book --------------------------------------------------------------------------------------------
+def test_toc_entries_are_checked_before_building(layout):
+    layout.book_dir.mkdir()
+    (layout.book_dir / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nparts:\n  - caption: A\n    chapters:\n"
+        "      - file: notebooks/tiny\n      - file: notebooks/missing\n")
+    (layout.book_dir / "intro.md").write_text("# Intro\n")
+    assert book.toc_files(layout.book_dir) == ["intro", "notebooks/tiny", "notebooks/missing"]
+    errors = book.check_book_inputs(layout, "cpu")
+    assert any("notebooks/missing.ipynb does not exist" in e for e in errors)
+    assert any("notebooks/tiny" in e and "has not been executed" in e for e in errors)
+
+
+def test_book_builds_offline_with_the_real_config(layout):
+    """The repository's _config.yml + a tiny toc build with -W; the Colab button opens the source."""
+    layout.book_dir.mkdir()
+    for name in ("_config.yml", "references.bib", "bibliography.md"):
+        shutil.copy(ROOT / "book" / name, layout.book_dir / name)
+    (layout.book_dir / "intro.md").write_text("# Intro\n\nSee {cite:p}`choi2018stargan` and $x^2$.\n")
+    (layout.book_dir / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nparts:\n  - caption: Foundations\n    chapters:\n"
+        "      - file: notebooks/tiny\n      - file: notebooks/sub/other\n"
+        "  - caption: Back matter\n    chapters:\n      - file: bibliography\n")
+    book.run("smoke", layout=layout)
+    html = layout.book_dir / "_build" / "html"
+    page = (html / "notebooks" / "tiny.html").read_text()
+    assert "https://colab.research.google.com/github/faceedit-nb/faceedit-nb/blob/main/notebooks/tiny.ipynb" in page
+    assert "x 0.5" in page
+    assert "Choi" in (html / "intro.html").read_text()
+    # second run: nothing executed again
+    assert {r.status for r in book.run("smoke", layout=layout, build=False)} == {"reused"}
+
+
+def test_command_line_entry_point(layout):
+    proc = subprocess.run([sys.executable, "-m", "faceedit_nb.book", "--profile", "paper", "--prepare-only",
+                           "--notebooks-dir", str(layout.notebooks_dir), "--book-dir", str(layout.book_dir),
+                           "--build-dir", str(layout.build_dir)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 prepared" in proc.stdout
+    nb = nbformat.read(str(layout.build_dir / "paper" / "tiny.ipynb"), as_version=4)
+    assert any("label = \"paper\"" in c.source or "label = 'paper'" in c.source for c in nb.cells)
