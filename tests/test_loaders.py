@@ -4,6 +4,7 @@ Round trips prove the crop coordinates and label parsing (the loaded sample matc
 sample it was written from); broken copies of the fixtures prove the errors name the file and problem.
 """
 import functools
+import pickle
 import random
 import shutil
 import warnings
@@ -283,6 +284,17 @@ def test_celeba_missing_files(celeba_root, tmp_path):
         F.CelebA(root, "all")
 
 
+def test_celeba_google_drive_layout(celeba_root, tmp_path):
+    """The Img/, Anno/, Eval/ folders of the official download work as well."""
+    root = tmp_path / "CelebA"
+    for sub, name in (("Img", "img_align_celeba"), ("Anno", "list_attr_celeba.txt"),
+                      ("Anno", "identity_CelebA.txt"), ("Eval", "list_eval_partition.txt")):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        (root / sub / name).symlink_to(celeba_root / name)
+    ds = F.CelebA(root, "test", size=SIZE)
+    assert len(ds) == 6 and ds[0]["identity"] == synth("test", 6)[0]["identity"]
+
+
 def test_celeba_corrupt_image(celeba_root, tmp_path):
     root = broken_copy(celeba_root, tmp_path)
     truncate(root / "img_align_celeba" / "000002.jpg")
@@ -430,6 +442,28 @@ def test_openface_dataset_errors(openface_root, tmp_path):
     (root / "test_ids.csv").unlink()
     with pytest.raises(FileNotFoundError, match="test_ids.csv"):
         F.OpenFaceAUs(root, "test", SIZE)
+
+
+def test_openface_pickle_layout(openface_root, tmp_path):
+    """GANimation's aus_openface.pkl ({name: 17 raw intensities}) instead of the CSV folder."""
+    root = broken_copy(openface_root, tmp_path)
+    table = {p.stem: F.read_openface_csv(p)[0].numpy() * labels.OPENFACE_AU_SCALE
+             for p in (root / "aus_openface").glob("*.csv")}
+    shutil.rmtree(root / "aus_openface")
+    with pytest.raises(FileNotFoundError, match="aus_openface"):
+        F.OpenFaceAUs(root, "test", SIZE)
+    with open(root / "aus_openface.pkl", "wb") as f:
+        pickle.dump(table, f)
+    ds = F.OpenFaceAUs(root, "test", SIZE)
+    assert torch.allclose(ds[2]["aus"], synth("test", 8)[2]["aus"], atol=1e-3)
+
+
+def test_binary_label_file(celeba_root, tmp_path):
+    root = broken_copy(celeba_root, tmp_path)
+    path = root / "list_eval_partition.txt"
+    path.write_bytes(path.read_bytes()[:30] + b"\xff\xfe\x00garbage")
+    with pytest.raises(F.LabelFileError, match=r"list_eval_partition\.txt, line 3: not a UTF-8 text file"):
+        F.CelebA(root)
 
 
 def test_no_warnings_on_clean_data(celeba_root):

@@ -29,8 +29,9 @@ from .transforms import (CorruptImageError, center_crop_box, crop_resize, open_i
 
 __all__ = [
     "RaFD", "AffectNet", "CelebA", "CelebAMaskHQ", "OpenFaceAUs", "read_openface_csv",
-    "read_attribute_file", "read_partition_file", "parse_rafd_filename", "LabelFileError",
-    "CorruptImageError", "merge_part_masks", "AFFECTNET_EXPRESSIONS", "AFFECTNET_DROPPED", "RAFD_CROP", "RAFD_IMAGE_SIZE",
+    "read_attribute_file", "read_partition_file", "parse_rafd_filename", "merge_part_masks",
+    "LabelFileError", "CorruptImageError", "AFFECTNET_EXPRESSIONS", "AFFECTNET_DROPPED", "RAFD_CROP",
+    "RAFD_IMAGE_SIZE",
 ]
 
 
@@ -71,12 +72,16 @@ def _find(root: Path, *candidates: str) -> Path | None:
     return None
 
 
+def _not_text(path: Path, err: UnicodeDecodeError) -> LabelFileError:
+    line = path.read_bytes()[:err.start].count(b"\n") + 1  # the start offset is close enough
+    return LabelFileError(path, line, "not a UTF-8 text file (binary or damaged?)")
+
+
 def _read_lines(path: Path) -> list[str]:
     try:
-        return path.read_text(encoding="utf-8", errors="strict").splitlines()
+        return path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as err:
-        raise LabelFileError(path, path.read_bytes()[:err.start].count(b"\n") + 1,
-                             "not a UTF-8 text file") from err
+        raise _not_text(path, err) from err
 
 
 def _int(path: Path, line: int, text: str, what: str) -> int:
@@ -264,8 +269,15 @@ _AFFECTNET_LAYOUT = """\
 
 def _read_affectnet_csv(path: Path):
     """Parse an AffectNet file list. Returns (kept rows, {dropped reason: count})."""
+    try:
+        return _parse_affectnet_csv(path)
+    except UnicodeDecodeError as err:
+        raise _not_text(path, err) from err
+
+
+def _parse_affectnet_csv(path: Path):
     rows, dropped = [], {}
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
@@ -288,7 +300,7 @@ def _read_affectnet_csv(path: Path):
                 continue
             if code not in AFFECTNET_EXPRESSIONS:
                 raise LabelFileError(path, line, f"expression code {code} is not in 0..10")
-            x, y, w, h = (_int(path, line, row[col[c]].strip().split(".")[0], c)
+            x, y, w, h = (_int(path, line, row[col[c]].strip(), c)
                           for c in ("face_x", "face_y", "face_width", "face_height"))
             if w <= 0 or h <= 0:
                 raise LabelFileError(path, line, f"empty face box {w} x {h}")
@@ -360,6 +372,7 @@ _CELEBA_LAYOUT = """\
   <root>/identity_CelebA.txt               optional: '000001.jpg 2880' -> identity
   (the Google-Drive layout Img/, Anno/, Eval/ is accepted too)"""
 _PARTITION_CODES = {"train": 0, "val": 1, "test": 2}
+_PLUS_MINUS_ONE = {"-1": 0, "1": 1}
 
 
 def read_attribute_file(path: str | Path) -> tuple[list[str], list[str], np.ndarray]:
@@ -384,15 +397,18 @@ def read_attribute_file(path: str | Path) -> tuple[list[str], list[str], np.ndar
         if len(fields) != len(names) + 1:
             raise LabelFileError(path, line, f"{len(fields)} fields, expected a file name and "
                                  f"{len(names)} values")
-        row = [_int(path, line, v, "an attribute value") for v in fields[1:]]
-        if any(v not in (-1, 1) for v in row):
-            raise LabelFileError(path, line, "attribute values must be -1 or 1")
+        try:
+            values.append([_PLUS_MINUS_ONE[v] for v in fields[1:]])
+        except KeyError:  # the slow path: "+1", or an error to report
+            row = [_int(path, line, v, "an attribute value") for v in fields[1:]]
+            if any(v not in (-1, 1) for v in row):
+                raise LabelFileError(path, line, "attribute values must be -1 or 1") from None
+            values.append([int(v > 0) for v in row])
         files.append(fields[0])
-        values.append(row)
     if len(files) != count:
         raise LabelFileError(path, 1, f"the header announces {count} images but the file lists "
                              f"{len(files)} (truncated or edited file?)")
-    arr = (np.array(values, dtype=np.int8).reshape(len(files), len(names)) > 0).astype(np.uint8)
+    arr = np.array(values, dtype=np.uint8).reshape(len(files), len(names))
     return names, files, arr
 
 
@@ -457,6 +473,9 @@ class CelebA(_FaceDataset):
             keep = [i for i, f in enumerate(files) if part[f] == _PARTITION_CODES[self.split]]
         id_path = _find(self.root, "identity_CelebA.txt", "Anno/identity_CelebA.txt")
         self._identities = read_partition_file(id_path, "identity") if id_path else None
+        if self._identities is not None and any(files[i] not in self._identities for i in keep):
+            absent = next(files[i] for i in keep if files[i] not in self._identities)
+            raise ValueError(f"CelebA: {absent} has no line in {id_path}")
         self.items = list(keep)
         self._finish(self.split)
 
@@ -597,13 +616,15 @@ class CelebAMaskHQ(_FaceDataset):
 
 def _openface_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f, skipinitialspace=True)
             header = [h.strip() for h in next(reader, [])]
             rows = [(reader.line_num, r) for r in reader if r and "".join(r).strip()]
     except FileNotFoundError:
         raise FileNotFoundError(f"OpenFace CSV not found: {path} (write it with "
                                 "'FaceLandmarkImg -f <image> -aus -out_dir <folder>')") from None
+    except UnicodeDecodeError as err:
+        raise _not_text(path, err) from err
     if not header:
         raise LabelFileError(path, 1, "empty file; expected OpenFace's header line")
     return header, rows
@@ -685,13 +706,21 @@ class OpenFaceAUs(_FaceDataset):
             if absent:
                 raise ValueError(f"OpenFace AUs: {len(absent)} images of {ids_path.name} (e.g. {absent[0]}) "
                                  f"have no entry in {pkl}")
-            self._aus = {s: (torch.as_tensor(np.asarray(table[s], dtype=np.float32)[:len(labels.AUS)])
-                             / labels.OPENFACE_AU_SCALE).clamp(0, 1) for s in stems}
+            self._aus = {s: self._pickled_aus(table[s], s, pkl) for s in stems}
         else:
             raise _missing(self.name, self.root / "aus_openface", "a folder of OpenFace CSVs (or "
                            "aus_openface.pkl)", self.layout)
         self.items = stems
         self._finish(self.split)
+
+    @staticmethod
+    def _pickled_aus(values, stem: str, pkl: Path) -> torch.Tensor:
+        """GANimation's pickle holds the 17 raw intensities (OpenFace's ``content[2:19]``)."""
+        aus = torch.as_tensor(np.asarray(values, dtype=np.float32))
+        if aus.shape != (len(labels.AUS),):
+            raise ValueError(f"OpenFace AUs: {pkl} holds {tuple(aus.shape)} values for {stem}, expected "
+                             f"the {len(labels.AUS)} intensities {labels.OPENFACE_AU_COLUMNS[0]}..")
+        return (aus / labels.OPENFACE_AU_SCALE).clamp(0, 1)
 
     def _sample(self, stem: str) -> dict:
         path = self.image_dir / f"{stem}.jpg"
