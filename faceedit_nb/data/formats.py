@@ -536,7 +536,9 @@ def merge_part_masks(index: int, anno_dir: Path) -> np.ndarray:
         path = folder / f"{index:05d}_{part}.png"
         if not path.exists():
             continue
-        arr = np.asarray(open_image(path, mode="RGB"))[..., 2]
+        img = open_image(path, mode=None)
+        arr = np.asarray(img if img.mode in ("L", "1") else img.convert("RGB"))
+        arr = arr[..., 2] if arr.ndim == 3 else arr
         if label is None:
             label = np.zeros(arr.shape, dtype=np.uint8)
         elif arr.shape != label.shape:

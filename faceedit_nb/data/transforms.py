@@ -22,8 +22,8 @@ class CorruptImageError(OSError):
     """An image file that exists but cannot be decoded (truncated, not an image, ...)."""
 
 
-def open_image(path: str | Path, mode: str = "RGB", draft: tuple[int, int] | None = None) -> Image.Image:
-    """Open and fully decode an image, converted to ``mode``.
+def open_image(path: str | Path, mode: str | None = "RGB", draft: tuple[int, int] | None = None) -> Image.Image:
+    """Open and fully decode an image, converted to ``mode`` (None: keep the file's mode).
 
     ``draft`` lets libjpeg decode a JPEG at a reduced scale that is still at least that size (a fast
     first step of a large downscale). Raises ``FileNotFoundError`` or ``CorruptImageError`` naming the file.
@@ -38,7 +38,7 @@ def open_image(path: str | Path, mode: str = "RGB", draft: tuple[int, int] | Non
             if draft is not None and img.format == "JPEG":
                 img.draft(mode, draft)
             img.load()
-            return img.convert(mode)
+            return img.copy() if mode is None or img.mode == mode else img.convert(mode)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise CorruptImageError(f"cannot decode image {path}: {err}") from err
 
