@@ -215,6 +215,14 @@ def test_arguments(tmp_path):
     assert set(FORMATS) == {"rafd", "affectnet", "celeba", "celebamask-hq", "openface"}
 
 
+def test_refuses_non_empty_root(tmp_path):
+    (tmp_path / "old.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="not empty"):
+        export_synthfaces(tmp_path, "openface", n=1, size=SIZE)
+    assert export_synthfaces(tmp_path, "openface", n=1, size=SIZE, exist_ok=True) == tmp_path
+    assert (tmp_path / "imgs" / "000000.jpg").is_file()
+
+
 def test_deterministic(tmp_path):
     a = export_synthfaces(tmp_path / "a", "affectnet", n=2, size=SIZE, n_identities=IDS, seed=3)
     b = export_synthfaces(tmp_path / "b", "affectnet", n=2, size=SIZE, n_identities=IDS, seed=3)

@@ -37,7 +37,7 @@ _AFFECTNET_NO_EXPRESSION = 8  # AffectNet's "None": the code of SynthFaces' free
 
 def export_synthfaces(root, format: str, n: int, size: int, seed: int = 0,
                       split: str | Sequence[str] = "train", quality: int = 95, dataset=None,
-                      **synthfaces_options) -> Path:
+                      exist_ok: bool = False, **synthfaces_options) -> Path:
     """Render ``n`` SynthFaces samples per split (``SynthFaces(split, size, n, seed)``) and write them
     to ``root`` in the layout of ``format``; returns ``root`` as a ``Path``.
 
@@ -52,7 +52,8 @@ def export_synthfaces(root, format: str, n: int, size: int, seed: int = 0,
     ``AUxx_c`` = (AUxx_r >= 1), train_ids.csv / test_ids.csv).
     ``split`` is one split or several (e.g. ``("train", "val", "test")``), each with ``n`` samples.
     ``dataset``: export these samples instead of rendering SynthFaces (any dataset of sample dicts;
-    one split only). Other keyword arguments go to ``SynthFaces`` (e.g. ``n_identities=5`` so that a
+    one split only). A non-empty ``root`` is refused unless ``exist_ok`` (files of an earlier export
+    would mix with the new ones). Other keyword arguments go to ``SynthFaces`` (e.g. ``n_identities=5`` so that a
     small RaFD export holds every expression of a few people).
     """
     fmt = _ALIASES.get(format.lower(), format.lower())
@@ -65,6 +66,9 @@ def export_synthfaces(root, format: str, n: int, size: int, seed: int = 0,
     if dataset is not None and len(splits) != 1:
         raise ValueError("dataset= exports one split; call once per split")
     root = Path(root).expanduser()
+    if root.is_dir() and any(root.iterdir()) and not exist_ok:
+        raise FileExistsError(f"{root} is not empty; export into a new folder (or pass exist_ok=True "
+                              "to write over it)")
     root.mkdir(parents=True, exist_ok=True)
     samples = _samples(splits, n, size, seed, dataset, synthfaces_options)
     writer = {"rafd": _write_rafd, "affectnet": _write_affectnet, "celeba": _write_celeba,
