@@ -134,8 +134,8 @@ def _identity_shape(identity: torch.Tensor, seed: int) -> dict[str, torch.Tensor
         "jaw_q": rng(18, 2.0, 2.5), "eye_x": rng(19, 0.175, 0.205), "eye_w": rng(20, 0.085, 0.100),
         "eye_h": rng(21, 0.042, 0.054), "brow_y": rng(22, -0.255, -0.225), "brow_arch": rng(23, 0.01, 0.035),
         "brow_th": rng(24, 0.030, 0.040), "nose_len": rng(25, 0.20, 0.26), "nose_w": rng(26, 0.060, 0.085),
-        "mouth_y": rng(27, 0.285, 0.315), "mouth_w": rng(28, 0.145, 0.170), "lip_u": rng(29, 0.026, 0.036),
-        "lip_l": rng(30, 0.034, 0.046), "iris": _IRIS[(u[:, 31] * len(_IRIS)).long().clamp(max=3)],
+        "mouth_y": rng(27, 0.285, 0.315), "mouth_w": rng(28, 0.145, 0.170), "lip_u": rng(29, 0.034, 0.046),
+        "lip_l": rng(30, 0.042, 0.056), "iris": _IRIS[(u[:, 31] * len(_IRIS)).long().clamp(max=3)],
         "hair_jitter": rng(32, 0.85, 1.1), "long_hair": (u[:, 33] < 0.75).float(),
         "other_hair_red": (u[:, 34] < 0.5).float(), "earrings": (u[:, 35] < 0.4).float(),
         "glasses_colour": _GLASSES[(u[:, 36] * 3).long().clamp(max=2)], "lip_red": rng(37, 0.0, 1.0),
@@ -374,7 +374,7 @@ def _mouth_curves(X, cx, cy, hw, cdy, prm):
     y0 = cy + torch.where(left, cdy[0], cdy[1]) * t2
     b = (1 - t2).clamp_(min=0)
     bs = b.sqrt()
-    dip = 0.3 * torch.exp(-t2 / 0.02)  # the cupid's bow
+    dip = 0.15 * torch.exp(-t2 / 0.02)  # the cupid's bow
     yui = y0 - (prm["gap_up"] + prm["raise_u"]) * b
     yuo = yui - prm["lip_u"] * bs * (1 - dip) - 0.004 * bs
     yli = y0 + (prm["gap_lo"] - prm["push_l"]) * b
@@ -648,7 +648,7 @@ def _render_core(ident: dict, attrs: torch.Tensor, aus: torch.Tensor, lateral: t
                      curv=2.0)
     arms = torch.maximum((w.ys - gy + 0.03).abs() - 0.006,
                          torch.maximum(side_c * (gx - w.xs) + 0.12, side_c * w.xs - (hrx * fw).view(B, 1, 1, 1)))
-    d_glass = torch.minimum(torch.minimum(d_lens.abs() - 0.008, arms).amin(1), bridge)
+    d_glass = torch.minimum(torch.minimum(d_lens.abs() - 0.011, arms).amin(1), bridge)
     lens_cov = w.cov(d_lens).amax(1) * c(glasses)
     lens_keep = canvas.label_is(w, "l_eye", "r_eye", "l_brow", "r_brow")
     img_w = canvas.img[:, :, w.rows, w.cols]
@@ -716,15 +716,25 @@ def _render_core(ident: dict, attrs: torch.Tensor, aus: torch.Tensor, lateral: t
 # Public rendering API
 
 
-def _as_batch(x, n: int, width: int, default) -> torch.Tensor:
+def _rows(x, width: int | None, name: str, dtype=torch.float32) -> torch.Tensor | None:
+    """A batch of rows from a scalar, a vector or a matrix; None stays None."""
     if x is None:
-        x = default
-    t = torch.as_tensor(x, dtype=torch.float32)
-    if t.dim() == 1:
-        t = t.unsqueeze(0)
-    if t.shape[-1] != width:
-        raise ValueError(f"expected {width} values per sample, got shape {tuple(t.shape)}")
-    return t.expand(n, width).clone() if t.shape[0] == 1 else t
+        return None
+    t = torch.as_tensor(x, dtype=dtype)
+    if width is None:
+        return t.reshape(-1)
+    t = t.reshape(1, -1) if t.dim() == 1 else t
+    if t.dim() != 2 or t.shape[1] != width:
+        raise ValueError(f"{name} needs {width} values per sample; got shape {tuple(torch.as_tensor(x).shape)}")
+    return t
+
+
+def _broadcast(n: int, t: torch.Tensor, name: str) -> torch.Tensor:
+    if t.shape[0] == n:
+        return t
+    if t.shape[0] == 1:
+        return t.expand(n, *t.shape[1:]).clone()
+    raise ValueError(f"{name} has {t.shape[0]} rows but the batch has {n} samples")
 
 
 def _check_size(size: int):
@@ -732,67 +742,86 @@ def _check_size(size: int):
         raise ValueError(f"SynthFaces renders square images of {MIN_SIZE} to {MAX_SIZE} pixels; got size={size!r}")
 
 
+def _expression_indices(expression) -> torch.Tensor:
+    return torch.as_tensor([L.expression_index(e) if isinstance(e, str) else int(e)
+                            for e in np.atleast_1d(np.asarray(expression, dtype=object))], dtype=torch.long)
+
+
+def _unilateral(expression: torch.Tensor) -> torch.Tensor:
+    """The ``lateral`` rows of expressions: contempt puts AU12 and AU14 on one side only."""
+    lateral = torch.zeros(len(expression), len(L.AUS))
+    for name in ("AU12", "AU14"):
+        lateral[:, _A[name]] = (expression == L.EXPRESSIONS.index("contemptuous")).float()
+    return lateral
+
+
 def render(identity, aus=None, attributes=None, pose=None, lighting=None, style="photo", size: int = 64,
            seed: int = 0, expression=None, framing=None, light_dir=None, lateral=None, texture_offset=None):
     """Render identities with any target: the paired ground truth of an edit.
 
-    Args:
-        identity: an int or a sequence of identity ids (splits: train 0..., val 100000..., test 200000...).
-        aus: (17,) or (B, 17) AU intensities in [0, 1] (``labels.AUS`` order); default: the prototype
-            of ``expression`` if given, else neutral.
-        attributes: (13,) or (B, 13) target attributes (``labels.ATTRIBUTES``); default: the identity's own.
-            The vector is made consistent first (see ``attributes`` in the result).
-        pose: yaw, pitch, roll in degrees; lighting: class index or name (``labels.LIGHTING``);
-        style: "photo" or "flat" (or a sequence of them); framing: (scale, shift x, shift y);
-        light_dir: unit vector towards the light (x right, y down, z to the camera);
-        lateral: (B, 17) in [-1, 1], +1 puts an AU on the subject's left side only (contempt).
+    Every argument is one value for the whole batch or one row per sample; the batch size is the
+    largest number of rows given.
 
-    Returns a dict of batched tensors: image (B,3,S,S) in [-1,1], mask (B,S,S) int64, landmarks (B,68,2)
-    in pixels, aus and attributes as rendered.
+    Args:
+        identity: identity id(s) (splits: train 0..., val 100000..., test 200000...).
+        aus: (17,) or (B, 17) AU intensities in [0, 1] (``labels.AUS`` order); default: the prototype of
+            ``expression`` if given, else neutral.
+        attributes: (13,) or (B, 13) target attributes (``labels.ATTRIBUTES``); default: the identity's own.
+            The vector is made consistent first (one hair colour, no beard on a woman...); the result's
+            ``attributes`` are those rendered, Mouth_Slightly_Open read back from the mouth.
+        expression: name(s) or index(es) in ``labels.EXPRESSIONS``.
+        pose: yaw, pitch, roll in degrees; framing: (scale, shift x, shift y) of the picture;
+        lighting: class name(s) or index(es) in ``labels.LIGHTING``; light_dir: vector towards the
+            light (x right, y down, z to the camera); style: "photo" or "flat" (or one per sample);
+        lateral: (B, 17) in [-1, 1]: +1 puts an AU on the subject's left side only (contempt).
+
+    Returns a dict of batched tensors: image (B,3,S,S) in [-1,1], mask (B,S,S) int64 (CelebAMask-HQ
+    order), landmarks (B,68,2) in pixels (iBUG-300W order), aus, attributes, identity.
     """
     _check_size(size)
-    ids = torch.as_tensor(identity, dtype=torch.long).reshape(-1)
-    if expression is not None:
-        expression = torch.as_tensor([L.expression_index(e) if isinstance(e, str) else int(e)
-                                      for e in np.atleast_1d(np.asarray(expression, dtype=object))])
-    n = len(ids)
-    if expression is not None and n == 1 and len(expression) > 1:
-        ids, n = ids.expand(len(expression)), len(expression)
-    if aus is None:
-        aus = L.PROTOTYPES[expression] if expression is not None else torch.zeros(len(L.AUS))
-    aus = _as_batch(aus, n, len(L.AUS), None)
-    if ids.numel() == 1 and aus.shape[0] > 1:
-        ids, n = ids.expand(aus.shape[0]), aus.shape[0]
-    if lateral is None:
-        lateral = torch.zeros(n, len(L.AUS))
-        if expression is not None:
-            for u_name in ("AU12", "AU14"):
-                lateral[:, _A[u_name]] = (expression == L.EXPRESSIONS.index("contemptuous")).float().expand(n)
-    lateral = _as_batch(lateral, n, len(L.AUS), None)
-    attrs = identity_attributes(ids, seed) if attributes is None else _as_batch(attributes, n, len(L.ATTRIBUTES), None)
-    return _render_batch(ids, attrs, aus, lateral, _as_batch(pose, n, 3, [0.0, 0.0, 0.0]),
-                         _as_batch(framing, n, 3, [1.0, 0.0, 0.0]), _lighting_index(lighting, n),
-                         _as_batch(light_dir, n, 3, [0.35, -0.45, 0.82]), _style_flags(style, n),
-                         torch.zeros(n, 2, dtype=torch.long) if texture_offset is None
-                         else torch.as_tensor(texture_offset, dtype=torch.long).reshape(n, 2), size, seed,
-                         mouth_from_attributes=attributes is not None)
+    rows = {
+        "identity": _rows(identity, None, "identity", torch.long),
+        "expression": None if expression is None else _expression_indices(expression),
+        "aus": _rows(aus, len(L.AUS), "aus"),
+        "attributes": _rows(attributes, len(L.ATTRIBUTES), "attributes"),
+        "pose": _rows(pose, 3, "pose"), "framing": _rows(framing, 3, "framing"),
+        "light_dir": _rows(light_dir, 3, "light_dir"), "lateral": _rows(lateral, len(L.AUS), "lateral"),
+        "texture_offset": _rows(texture_offset, 2, "texture_offset", torch.long),
+        "lighting": None if lighting is None else _lighting_index(lighting),
+        "flat": _style_flags(style),
+    }
+    n = max(len(t) for t in rows.values() if t is not None)
+    r = {k: None if t is None else _broadcast(n, t, k) for k, t in rows.items()}
+    ids, e = r["identity"], r["expression"]
+    aus = r["aus"] if r["aus"] is not None else (L.PROTOTYPES[e] if e is not None else torch.zeros(n, len(L.AUS)))
+    lateral = r["lateral"] if r["lateral"] is not None else (
+        _unilateral(e) if e is not None else torch.zeros(n, len(L.AUS)))
+    attrs = r["attributes"] if r["attributes"] is not None else identity_attributes(ids, seed)
+    pick = lambda k, default: r[k] if r[k] is not None else default  # noqa: E731
+    out = _render_batch(ids, attrs, aus, lateral, pick("pose", torch.zeros(n, 3)),
+                        pick("framing", torch.tensor([[1.0, 0.0, 0.0]]).expand(n, 3)),
+                        pick("lighting", torch.zeros(n, dtype=torch.long)),
+                        pick("light_dir", torch.tensor([[0.35, -0.45, 0.82]]).expand(n, 3)), r["flat"],
+                        pick("texture_offset", torch.zeros(n, 2, dtype=torch.long)), size, seed,
+                        mouth_from_attributes=attributes is not None)
+    if e is not None:
+        out["expression"] = e
+    return out
 
 
-def _lighting_index(lighting, n: int) -> torch.Tensor:
-    if lighting is None:
-        return torch.zeros(n, dtype=torch.long)
-    vals = [L.LIGHTING.index(v) if isinstance(v, str) else int(v) for v in np.atleast_1d(np.asarray(lighting, dtype=object))]
-    if any(v not in range(len(L.LIGHTING)) for v in vals):
+def _lighting_index(lighting) -> torch.Tensor:
+    vals = [L.LIGHTING.index(v) if v in L.LIGHTING else v for v in np.atleast_1d(np.asarray(lighting, dtype=object))]
+    if any(not isinstance(v, (int, np.integer)) or v not in range(len(L.LIGHTING)) for v in vals):
         raise ValueError(f"lighting must be one of {L.LIGHTING} or their indices; got {lighting!r}")
-    return torch.as_tensor(vals, dtype=torch.long).expand(n).clone()
+    return torch.as_tensor([int(v) for v in vals], dtype=torch.long)
 
 
-def _style_flags(style, n: int) -> torch.Tensor:
+def _style_flags(style) -> torch.Tensor:
     vals = list(np.atleast_1d(np.asarray(style, dtype=object)))
     for v in vals:
         if v not in L.STYLES:
             raise ValueError(f"style must be one of {L.STYLES}; got {v!r}")
-    return torch.as_tensor([v == "flat" for v in vals]).expand(n).clone()
+    return torch.as_tensor([v == "flat" for v in vals])
 
 
 def _render_batch(ids, attrs, aus, lateral, pose, framing, light_class, light_dir, flat, tex_offset, size, seed,
@@ -814,6 +843,14 @@ def _render_batch(ids, attrs, aus, lateral, pose, framing, light_class, light_di
 
 # ---------------------------------------------------------------------------------------------------
 # The data set
+
+
+def _expression_aus(expression: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """AUs of expression prototypes at a per-sample intensity (0.65-1), jittered per AU (0.85-1.15),
+    with small noise on the AUs the prototype leaves at rest; ``u`` are the sample's uniforms."""
+    proto = L.PROTOTYPES[expression]
+    return torch.where(proto > 0, proto * (0.65 + 0.35 * u[:, 0:1]) * (0.85 + 0.3 * u[:, 1:18]),
+                       0.08 * u[:, 18:35] ** 2).clamp(0, 1)
 
 
 class SynthFaces(Dataset):
@@ -865,85 +902,63 @@ class SynthFaces(Dataset):
         return _IDENTITY_OFFSET[self.split] + torch.arange(self.n_identities)
 
     def _sample_params(self, k: torch.Tensor, pose_range, flat_fraction, lighting_probs) -> dict:
-        stream = {"train": 10, "val": 20, "test": 30}[self.split]
-        u = hash_uniform(k.numpy(), stream, 64, self.seed)
+        u = hash_uniform(k.numpy(), self._stream, 64, self.seed)
         identity = _IDENTITY_OFFSET[self.split] + k % self.n_identities
         expression = (k // self.n_identities) % len(L.EXPRESSIONS)
-        intensity = 0.65 + 0.35 * u[:, 0:1]
-        jitter = 0.85 + 0.3 * u[:, 1:18]
-        noise = 0.08 * u[:, 18:35] ** 2
-        proto = L.PROTOTYPES[expression]
-        aus = torch.where(proto > 0, proto * intensity * jitter, noise)
-        random_aus = torch.where(u[:, 35:52] < 0.3, 0.2 + 0.8 * u[:, 18:35], noise)
+        aus = _expression_aus(expression, u)
+        random_aus = torch.where(u[:, 35:52] < 0.3, 0.2 + 0.8 * u[:, 18:35], 0.08 * u[:, 18:35] ** 2)
         use_random = {"expression": torch.zeros(len(k), dtype=torch.bool),
                       "random": torch.ones(len(k), dtype=torch.bool),
                       "mixed": u[:, 52] < 0.5}[self.au_mode]
         aus = torch.where(use_random[:, None], random_aus, aus).clamp(0, 1)
         expression = torch.where(use_random, torch.full_like(expression, L.NO_EXPRESSION), expression)
-        lateral = torch.zeros(len(k), len(L.AUS))
-        contempt = (expression == L.EXPRESSIONS.index("contemptuous")).float()
-        for name in ("AU12", "AU14"):
-            lateral[:, _A[name]] = contempt
-        pr = torch.as_tensor(pose_range, dtype=torch.float32)
-        pose = (u[:, 53:56] * 2 - 1) * pr
+        pose = (u[:, 53:56] * 2 - 1) * torch.as_tensor(pose_range, dtype=torch.float32)
         framing = torch.stack([0.94 + 0.12 * u[:, 56], 0.06 * u[:, 57] - 0.03, 0.06 * u[:, 58] - 0.03], 1)
         cum = torch.cumsum(torch.as_tensor(lighting_probs, dtype=torch.float32), 0)
         light_class = (u[:, 59:60] >= cum[None, :-1]).sum(1)
-        az = (u[:, 60] * 2 - 1) * 0.9
-        el = 0.2 + 0.6 * u[:, 61]
+        az, el = (u[:, 60] * 2 - 1) * 0.9, 0.2 + 0.6 * u[:, 61]
         light_dir = torch.stack([az.sin() * el.cos(), -el.sin(), az.cos() * el.cos()], 1)
-        flat = u[:, 62] < flat_fraction
-        tex = (hash_uniform(k.numpy(), stream + 1, 2, self.seed) * _TEX).long()
-        return {"identity": identity, "expression": expression, "aus": aus, "lateral": lateral, "pose": pose,
-                "framing": framing, "lighting": light_class, "light_dir": light_dir, "flat": flat,
-                "texture_offset": tex}
+        return {"identity": identity, "expression": expression, "aus": aus, "lateral": _unilateral(expression),
+                "pose": pose, "framing": framing, "lighting": light_class, "light_dir": light_dir,
+                "flat": u[:, 62] < flat_fraction,
+                "texture_offset": (hash_uniform(k.numpy(), self._stream + 1, 2, self.seed) * _TEX).long()}
+
+    @property
+    def _stream(self) -> int:
+        return {"train": 10, "val": 20, "test": 30}[self.split]
 
     def __len__(self) -> int:
         return self.n
 
-    def batch(self, indices, aus=None, attributes=None) -> dict:
-        """Render the samples ``indices`` as one batch (optionally with other AUs or attributes)."""
-        idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
-        if idx.numel() and (idx.min() < 0 or idx.max() >= self.n):
-            raise IndexError(f"sample index out of range 0..{self.n - 1}")
-        p = {key: val[idx] for key, val in self.params.items()}
-        attrs = identity_attributes(p["identity"], self.seed) if attributes is None else \
-            _as_batch(attributes, len(idx), len(L.ATTRIBUTES), None)
-        out = _render_batch(p["identity"], attrs, p["aus"] if aus is None else _as_batch(aus, len(idx), len(L.AUS), None),
-                            p["lateral"], p["pose"], p["framing"], p["lighting"], p["light_dir"], p["flat"],
-                            p["texture_offset"], self.size, self.seed, mouth_from_attributes=attributes is not None)
-        out.update(expression=p["expression"], pose=p["pose"], lighting=p["lighting"], light_dir=p["light_dir"],
-                   style=[L.STYLES[int(f)] for f in p["flat"]])
-        return out
+    def batch(self, indices) -> dict:
+        """Render the samples ``indices`` as one batch of tensors (the fast path for training loops)."""
+        return self.render_targets(indices)
 
     def render_targets(self, indices, expression=None, aus=None, attributes=None) -> dict:
-        """Ground truth of an edit: samples ``indices`` re-rendered with a target expression, AUs or
-        attributes, everything else (identity, pose, light, texture, intensity) unchanged.
+        """Samples ``indices`` re-rendered with a target expression, AUs or attributes, everything else
+        (identity, pose, light, texture, expression intensity) unchanged: the ground truth of an edit.
 
-        A target expression keeps the sample's own intensity: its AUs are the target prototype scaled
-        like the source's.
+        A target expression keeps the sample's own intensity: its AUs are the target's prototype scaled
+        as the source's was. Without targets this renders the samples themselves.
         """
         idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
+        if idx.numel() and (idx.min() < 0 or idx.max() >= self.n):
+            raise IndexError(f"sample indices must lie in 0..{self.n - 1}; got {idx.min()}..{idx.max()}")
         p = {key: val[idx] for key, val in self.params.items()}
-        lateral = p["lateral"]
+        n = len(idx)
+        e, lateral = p["expression"], p["lateral"]
         if expression is not None:
-            e = torch.as_tensor([L.expression_index(v) if isinstance(v, str) else int(v)
-                                 for v in np.atleast_1d(np.asarray(expression, dtype=object))]).expand(len(idx))
-            stream = {"train": 10, "val": 20, "test": 30}[self.split]
-            u = hash_uniform(idx.numpy(), stream, 64, self.seed)
-            proto = L.PROTOTYPES[e]
-            aus = torch.where(proto > 0, proto * (0.65 + 0.35 * u[:, 0:1]) * (0.85 + 0.3 * u[:, 1:18]),
-                              0.08 * u[:, 18:35] ** 2).clamp(0, 1)
-            lateral = torch.zeros_like(lateral)
-            for name in ("AU12", "AU14"):
-                lateral[:, _A[name]] = (e == L.EXPRESSIONS.index("contemptuous")).float()
+            e = _broadcast(n, _expression_indices(expression), "expression")
+            aus = _expression_aus(e, hash_uniform(idx.numpy(), self._stream, 64, self.seed))
+            lateral = _unilateral(e)
+        aus = p["aus"] if aus is None else _broadcast(n, _rows(aus, len(L.AUS), "aus"), "aus")
         attrs = identity_attributes(p["identity"], self.seed) if attributes is None else \
-            _as_batch(attributes, len(idx), len(L.ATTRIBUTES), None)
-        out = _render_batch(p["identity"], attrs, p["aus"] if aus is None else _as_batch(aus, len(idx), len(L.AUS), None),
-                            lateral, p["pose"], p["framing"], p["lighting"], p["light_dir"], p["flat"],
-                            p["texture_offset"], self.size, self.seed, mouth_from_attributes=attributes is not None)
-        if expression is not None:
-            out["expression"] = e
+            _broadcast(n, _rows(attributes, len(L.ATTRIBUTES), "attributes"), "attributes")
+        out = _render_batch(p["identity"], attrs, aus, lateral, p["pose"], p["framing"], p["lighting"],
+                            p["light_dir"], p["flat"], p["texture_offset"], self.size, self.seed,
+                            mouth_from_attributes=attributes is not None)
+        out.update(expression=e, pose=p["pose"], lighting=p["lighting"], light_dir=p["light_dir"],
+                   style=[L.STYLES[int(f)] for f in p["flat"]])
         return out
 
     def _chunk(self, c: int) -> dict:

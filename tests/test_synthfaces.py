@@ -1,0 +1,192 @@
+"""SynthFaces: determinism, shapes at every size, labels that agree with the pixels, paired renders."""
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from faceedit_nb import labels as L
+from faceedit_nb.data import SynthFaces, identity_attributes, render
+
+C = {name: i for i, name in enumerate(L.PARSING_CLASSES)}
+A = {name: i for i, name in enumerate(L.ATTRIBUTES)}
+
+
+@pytest.fixture(scope="module")
+def faces128():
+    ds = SynthFaces("train", size=128, n=96, n_identities=12, seed=3)
+    return ds, ds.batch(torch.arange(len(ds)))
+
+
+def test_same_seed_same_samples_whatever_the_chunking():
+    a = SynthFaces("train", size=48, n=40, seed=7, chunk=256)
+    b = SynthFaces("train", size=48, n=40, seed=7, chunk=7)
+    for k in (0, 6, 7, 23, 39):
+        sa, sb = a[k], b[k]
+        assert torch.equal(sa["image"], sb["image"]) and torch.equal(sa["mask"], sb["mask"])
+        assert torch.equal(sa["landmarks"], sb["landmarks"]) and sa["expression"] == sb["expression"]
+    c = SynthFaces("train", size=48, n=40, seed=8)
+    assert not torch.equal(a[0]["image"], c[0]["image"])
+
+
+def test_splits_are_identity_disjoint():
+    ids = {s: set(SynthFaces(s, size=32, n=64).identities.tolist()) for s in ("train", "val", "test")}
+    assert not ids["train"] & ids["val"] and not ids["train"] & ids["test"] and not ids["val"] & ids["test"]
+    ds = SynthFaces("test", size=32, n=64)
+    assert {ds[k]["identity"] for k in range(64)} <= ids["test"]
+
+
+@pytest.mark.parametrize("size", [32, 48, 64, 96, 128, 256])
+def test_every_size_gives_a_full_sample(size):
+    s = SynthFaces("val", size=size, n=2)[1]
+    assert s["image"].shape == (3, size, size) and s["image"].dtype == torch.float32
+    assert -1 <= s["image"].min() and s["image"].max() <= 1
+    assert s["mask"].shape == (size, size) and s["mask"].dtype == torch.int64
+    assert 0 <= s["mask"].min() and s["mask"].max() < 19
+    assert s["landmarks"].shape == (68, 2) and (s["landmarks"] > 0).all() and (s["landmarks"] < size).all()
+    assert s["aus"].shape == (17,) and s["attributes"].shape == (13,) and s["pose"].shape == (3,)
+    assert s["style"] in L.STYLES and s["lighting"] in range(3) and s["expression"] in range(8)
+    parts = ("skin", "nose", "hair" if not s["attributes"][A["Bald"]] else "skin")
+    if size >= 64:  # lips thinner than half a pixel are not labelled at 32-48 px
+        parts += ("u_lip", "l_lip")
+    for key in parts:
+        assert (s["mask"] == C[key]).any(), key
+
+
+@pytest.mark.parametrize("size", [31, 257, 64.0, "64"])
+def test_bad_size_is_a_clear_error(size):
+    with pytest.raises(ValueError, match="32 to 256"):
+        SynthFaces("train", size=size, n=1)
+
+
+def test_bad_arguments_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown split"):
+        SynthFaces("training")
+    with pytest.raises(ValueError, match="au_mode"):
+        SynthFaces(au_mode="free")
+    with pytest.raises(IndexError, match="out of range"):
+        SynthFaces(n=3, size=32)[3]
+    with pytest.raises(ValueError, match="lighting"):
+        render(0, lighting="bright")
+    with pytest.raises(ValueError, match="17 values"):
+        render(0, aus=torch.zeros(16))
+
+
+def test_every_identity_shows_every_expression():
+    ds = SynthFaces("train", size=32, n=8 * 5, n_identities=5)
+    pairs = {(int(i), int(e)) for i, e in zip(ds.params["identity"], ds.params["expression"])}
+    assert len(pairs) == 40
+
+
+def test_attributes_agree_with_the_mask(faces128):
+    _, b = faces128
+    m, a = b["mask"], b["attributes"]
+    has = lambda c: (m == C[c]).flatten(1).any(1)  # noqa: E731
+    assert torch.equal(has("eye_g"), a[:, A["Eyeglasses"]] > 0)
+    assert torch.equal(has("hair"), a[:, A["Bald"]] == 0)
+    # lips apart show the inside of the mouth
+    open_ = a[:, A["Mouth_Slightly_Open"]] > 0
+    assert has("mouth")[open_].all()
+    assert open_.any() and (~open_).any()
+    # the subject's right eye is on the image left, where landmarks 36-41 are
+    xs = torch.arange(128).float()
+    for i in range(len(m)):
+        if (m[i] == C["r_eye"]).sum() > 5 and (m[i] == C["l_eye"]).sum() > 5:
+            rx = xs[(m[i] == C["r_eye"]).nonzero()[:, 1]].mean()
+            lx = xs[(m[i] == C["l_eye"]).nonzero()[:, 1]].mean()
+            assert rx < lx
+            assert abs(b["landmarks"][i, 36:42, 0].mean() - rx) < 3
+
+
+def test_landmarks_agree_with_the_mask(faces128):
+    _, b = faces128
+    m, lm = b["mask"], b["landmarks"].round().long()
+    idx = torch.arange(len(m))
+    at = lambda k: m[idx, lm[:, k, 1], lm[:, k, 0]]  # noqa: E731
+    assert (at(30) == C["nose"]).float().mean() > 0.95  # nose tip
+    mid = lambda i, j: m[idx, ((lm[:, i, 1] + lm[:, j, 1]) / 2).round().long(), lm[:, i, 0]]  # noqa: E731
+    for top, bottom, lip in ((51, 62, "u_lip"), (66, 57, "l_lip")):  # between outer and inner lip landmarks
+        thick = (lm[:, bottom, 1] - lm[:, top, 1]) >= 2
+        assert thick.float().mean() > 0.5
+        assert (mid(top, bottom)[thick] == C[lip]).float().mean() > 0.95
+    mouth = torch.stack([at(k) for k in range(48, 68)], 1)
+    assert torch.isin(mouth, torch.tensor([C["u_lip"], C["l_lip"], C["mouth"], C["skin"]])).float().mean() > 0.95
+    brows = torch.stack([at(k) for k in (18, 19, 20, 23, 24, 25)], 1)  # brow points between the two ends
+    assert torch.isin(brows, torch.tensor([C["l_brow"], C["r_brow"], C["hair"], C["eye_g"]])).float().mean() > 0.9
+
+
+def test_paired_render_reproduces_the_sample_and_changes_only_the_face(faces128):
+    ds, b = faces128
+    idx = torch.arange(0, 96, 8)
+    same = ds.render_targets(idx)
+    assert torch.equal(same["image"], b["image"][idx])
+    src = b["expression"][idx]
+    target = (src + 4) % 8
+    edit = ds.render_targets(idx, expression=target)
+    assert torch.equal(edit["expression"], target)
+    changed = (edit["image"] - b["image"][idx]).abs().amax(1) > 0.05  # (n, H, W)
+    assert changed.flatten(1).any(1).all()
+    background = b["mask"][idx] == C["background"]
+    assert changed[background].float().mean() < 0.01
+    assert torch.equal(edit["attributes"][:, A["Male"]], b["attributes"][idx, A["Male"]])
+
+
+def test_attribute_flips_are_rendered():
+    ids = torch.arange(6)
+    own = identity_attributes(ids)
+    for name, cls in (("Eyeglasses", "eye_g"), ("Bald", "hair")):
+        flip = own.clone()
+        flip[:, A[name]] = 1 - flip[:, A[name]]
+        out = render(ids, attributes=flip, size=64)
+        present = (out["mask"] == C[cls]).flatten(1).any(1)
+        want = out["attributes"][:, A[name]] > 0
+        assert torch.equal(present, want if name == "Eyeglasses" else ~want)
+    pale = own.clone()
+    pale[:, A["Pale_Skin"]] = 1
+    dark = own.clone()
+    dark[:, A["Pale_Skin"]] = 0
+    lp, ld = render(ids, attributes=pale, size=64), render(ids, attributes=dark, size=64)
+    skin = lambda o: (o["image"].mean(1) * (o["mask"] == C["skin"])).flatten(1).sum(1) / (o["mask"] == C["skin"]).flatten(1).sum(1)  # noqa: E731
+    assert (skin(lp) > skin(ld) + 0.1).all()
+    # a target mouth attribute opens or closes the lips
+    shut = render(ids, expression="surprised", attributes=own, size=64)
+    assert (shut["attributes"][:, A["Mouth_Slightly_Open"]] == 0).all()
+    opened = own.clone()
+    opened[:, A["Mouth_Slightly_Open"]] = 1
+    assert (render(ids, attributes=opened, size=64)["attributes"][:, A["Mouth_Slightly_Open"]] == 1).all()
+
+
+def test_action_units_move_the_landmarks():
+    aus = torch.zeros(3, 17)
+    aus[:, L.AUS.index("AU26")] = torch.tensor([0.0, 0.5, 1.0])
+    lm = render(5, aus=aus, size=128)["landmarks"]
+    opening = lm[:, 66, 1] - lm[:, 62, 1]
+    assert opening[0] < opening[1] < opening[2]
+    brows = torch.zeros(2, 17)
+    brows[1, L.AUS.index("AU01")] = 1
+    lm = render(5, aus=brows, size=128)["landmarks"]
+    assert (lm[1, [21, 22], 1] < lm[0, [21, 22], 1] - 2).all()  # inner brows go up by pixels
+    # contempt is one-sided, a smile is not
+    lm = render(5, expression=["contemptuous", "happy"], size=128)["landmarks"]
+    assert abs(lm[0, 48, 1] - lm[0, 54, 1]) > 2 and abs(lm[1, 48, 1] - lm[1, 54, 1]) < 0.5
+
+
+def test_random_aus_flat_style_and_lighting():
+    ds = SynthFaces("train", size=64, n=32, au_mode="random")
+    assert (ds.params["expression"] == L.NO_EXPRESSION).all()
+    photo = render(range(8), size=64)
+    flat = render(range(8), size=64, style="flat")
+    def skin_roughness(out):  # mean step between horizontal neighbours that are both skin
+        skin = out["mask"] == C["skin"]
+        both = skin[..., 1:] & skin[..., :-1]
+        return (out["image"][..., 1:] - out["image"][..., :-1]).abs().mean(1)[both].mean()
+
+    assert skin_roughness(flat) < 0.5 * skin_roughness(photo)
+    assert torch.equal(flat["mask"], photo["mask"])
+    dark = render(range(8), size=64, lighting="dark")
+    assert dark["image"].mean() < photo["image"].mean() - 0.2
+
+
+def test_a_dataloader_batches_samples():
+    loader = DataLoader(SynthFaces("val", size=32, n=10), batch_size=4)
+    batch = next(iter(loader))
+    assert batch["image"].shape == (4, 3, 32, 32) and batch["mask"].shape == (4, 32, 32)
+    assert len(batch["style"]) == 4 and batch["landmarks"].shape == (4, 68, 2)
