@@ -266,7 +266,8 @@ def test_celeba_bad_partition_row(celeba_root, tmp_path):
     lines = path.read_text().splitlines()
     lines[1] = lines[1].split()[0] + " train"
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(F.LabelFileError, match=r"list_eval_partition\.txt, line 2: partition should be an integer"):
+    message = r"list_eval_partition\.txt, line 2: partition should be an integer"
+    with pytest.raises(F.LabelFileError, match=message):
         F.CelebA(root)
 
 
@@ -418,7 +419,8 @@ def test_read_openface_csv_errors(tmp_path):
     cols = [c for c in labels.OPENFACE_AU_COLUMNS if c not in ("AU05_r", "AU45_r")]
     path = tmp_path / "partial.csv"
     path.write_text("face, confidence, " + ", ".join(cols) + "\n0, 0.9, " + ", ".join(["1.0"] * 15) + "\n")
-    with pytest.raises(F.LabelFileError, match=r"partial\.csv, line 1: missing OpenFace AU columns \['AU05_r', 'AU45_r'\]"):
+    message = r"partial\.csv, line 1: missing OpenFace AU columns \['AU05_r', 'AU45_r'\]"
+    with pytest.raises(F.LabelFileError, match=message):
         F.read_openface_csv(path)
     path = tmp_path / "bad.csv"
     path.write_text(", ".join(labels.OPENFACE_AU_COLUMNS) + "\n" + ", ".join(["1"] * 17) + "\n"

@@ -123,7 +123,8 @@ def _celeba_names(samples):
         count[s] += 1
         nxt = [v for v in _CELEBA_FIRST.values() if v > _CELEBA_FIRST[s]]
         if nxt and number >= min(nxt):
-            raise ValueError(f"too many {s} samples for CelebA's file numbering (at most {min(nxt) - _CELEBA_FIRST[s]})")
+            raise ValueError(f"too many {s} samples for CelebA's file numbering "
+                             f"(at most {min(nxt) - _CELEBA_FIRST[s]})")
         yield s, sample, number
 
 
@@ -162,9 +163,10 @@ def _write_affectnet(root: Path, samples, quality: int, seed: int) -> None:
         l, t, r, b = (int(v) for v in rng.integers(0, side // 2 + 1, size=4))
         rel = f"{k // 1000 + 1}/{k:06d}.jpg"
         (images / rel).parent.mkdir(parents=True, exist_ok=True)
-        paste_with_edge(_face(sample, side), (l + side + r, t + side + b), l, t).save(images / rel, quality=quality)
-        pts = scale_points(np.asarray(_require(sample, "landmarks", "affectnet"), dtype=np.float64), side / size)
-        pts = pts + (l, t)
+        canvas = paste_with_edge(_face(sample, side), (l + side + r, t + side + b), l, t)
+        canvas.save(images / rel, quality=quality)
+        landmarks = np.asarray(_require(sample, "landmarks", "affectnet"), dtype=np.float64)
+        pts = scale_points(landmarks, side / size) + (l, t)
         expression = int(_require(sample, "expression", "affectnet"))
         code = _AFFECTNET_CODE.get(expression, _AFFECTNET_NO_EXPRESSION)
         rows["training.csv" if s == "train" else "validation.csv"].append(
