@@ -53,7 +53,7 @@ book: setup
 test: setup
 	rm -rf build/smoke
 	$(PY) -m faceedit_nb.book --profile smoke --prepare-only --out build/smoke
-	@nbs="$$(find build/smoke -name '*.ipynb' 2>/dev/null | sort | tr '\n' ' ')"; \
+	@nbs="$$(if [ -d build/smoke ]; then find build/smoke -name '*.ipynb' | sort | tr '\n' ' '; fi)"; \
 	cmd="$(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-current-env tests $$nbs $(PYTEST_ARGS)"; \
 	echo "$$cmd"; \
 	rc=0; $$cmd || rc=$$?; \

@@ -43,8 +43,11 @@ def layout(tmp_path) -> Layout:
     make_notebook(tmp_path / "notebooks" / ".ipynb_checkpoints" / "tiny-checkpoint.ipynb")
     (tmp_path / "notebooks" / "profiles.yml").write_text(
         "tiny:\n  smoke:\n    n: 1\n  paper:\n    n: 100\n    label: paper\nsub/other:\n  smoke: {steps: 0}\n")
+    # A stand-in package: its files are hashed like faceedit_nb/**/*.py, but nobody edits it mid-test.
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").write_text("X = 1\n")
     return Layout(notebooks_dir=tmp_path / "notebooks", book_dir=tmp_path / "book",
-                  build_dir=tmp_path / "build", package_dir=ROOT / "faceedit_nb")
+                  build_dir=tmp_path / "build", package_dir=tmp_path / "pkg")
 
 
 def outputs_text(path: Path) -> str:
@@ -192,11 +195,8 @@ def test_code_edit_reexecutes(layout):
     assert "new code 3" in outputs_text(layout.book_dir / "notebooks" / "tiny.ipynb")
 
 
-def test_package_code_is_part_of_the_hash(layout, tmp_path):
-    pkg = tmp_path / "pkg"
-    pkg.mkdir()
-    (pkg / "mod.py").write_text("X = 1\n")
-    layout.package_dir = pkg
+def test_package_code_is_part_of_the_hash(layout):
+    pkg = layout.package_dir
     book.run("smoke", layout=layout, only=["sub/other"], build=False)
     assert [r.status for r in book.run("smoke", layout=layout, only=["sub/other"], build=False)] == ["reused"]
     (pkg / "mod.py").write_text("X = 2\n")
@@ -257,3 +257,13 @@ def test_command_line_entry_point(layout):
     assert "2 prepared" in proc.stdout
     nb = nbformat.read(str(layout.build_dir / "paper" / "tiny.ipynb"), as_version=4)
     assert any("label = \"paper\"" in c.source or "label = 'paper'" in c.source for c in nb.cells)
+
+
+def test_package_fingerprint_covers_every_py_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "__pycache__").mkdir()
+    for rel in ("a.py", "sub/b.py", "__pycache__/c.py", "notes.txt"):
+        (tmp_path / rel).write_text(rel)
+    assert [f for f, _ in book.package_fingerprint(tmp_path)] == ["a.py", "sub/b.py"]
+    assert book.Layout().package_dir == ROOT / "faceedit_nb"
+    assert "book.py" in [f for f, _ in book.package_fingerprint(ROOT / "faceedit_nb")]
