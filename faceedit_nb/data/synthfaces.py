@@ -274,20 +274,19 @@ class _Canvas:
         b, h, w = shape
         self.img = bg[:, :, None, None].expand(b, 3, h, w).clone()
         self.label = torch.zeros(b, h, w, dtype=torch.uint8)
-        self.skin_tex = torch.zeros(b, h, w)
-        self.hair_tex = torch.zeros(b, h, w)
+        self.tex = torch.zeros(b, 2, h, w)  # amplitudes of the skin (fine) and hair (streak) textures
 
     def paint(self, w: _Window, cov, colour, label=None, skin_tex=0.0, hair_tex=0.0):
         """Paint ``colour`` with coverage ``cov`` inside window ``w``; the layer's texture amplitudes
         replace those below it."""
         colour = colour[:, :, None, None] if colour.dim() == 2 else colour
         img = self.img[:, :, w.rows, w.cols]
-        img.add_(cov.unsqueeze(1) * (colour - img))
+        weight = cov.unsqueeze(1)
+        img.lerp_(colour.expand_as(img), weight)
         if label is not None:
             self.label[:, w.rows, w.cols].masked_fill_(cov > 0.5, label)
-        for amp, tex in ((skin_tex, self.skin_tex), (hair_tex, self.hair_tex)):
-            t = tex[:, w.rows, w.cols]
-            t.add_(cov * (amp - t))
+        tex = self.tex[:, :, w.rows, w.cols]
+        tex.lerp_(torch.tensor([skin_tex, hair_tex]).view(1, 2, 1, 1).expand_as(tex), weight)
 
     def paint_sides(self, w: _Window, cov2, colour, labels_by_side, **tex):
         """Paint a (B, 2, h, w) coverage whose two sides carry different labels."""
@@ -295,7 +294,7 @@ class _Canvas:
             self.paint(w, cov2[:, s], colour, labels_by_side[s], **tex)
 
     def darken(self, w: _Window, cov, strength):
-        self.img[:, :, w.rows, w.cols].mul_(1 - (cov * strength).unsqueeze(1))
+        self.img[:, :, w.rows, w.cols].mul_((1 - cov * strength).unsqueeze(1))
 
     def label_is(self, w: _Window, *names) -> torch.Tensor:
         lab = self.label[:, w.rows, w.cols]
@@ -663,9 +662,9 @@ def _render_core(ident: dict, attrs: torch.Tensor, aus: torch.Tensor, lateral: t
     fl = c(flat.float())
     shade = shade * (1 - fl) + c(amb + dif * 0.75) * fl
     fine, streak = _textures()
-    tex = (canvas.skin_tex * _crop_texture(fine, tex_offset, S)
-           + canvas.hair_tex * _crop_texture(streak, tex_offset.flip(1), S)) * (1 - fl)
-    img = (canvas.img * (shade * (1 + tex)).unsqueeze(1)).clamp_(0, 1).mul_(2).sub_(1)
+    tex = (canvas.tex[:, 0] * _crop_texture(fine, tex_offset, S)
+           + canvas.tex[:, 1] * _crop_texture(streak, tex_offset.flip(1), S)) * (1 - fl)
+    img = canvas.img.mul_((shade * (1 + tex)).mul_(2).unsqueeze(1)).clamp_(0, 2).sub_(1)
 
     # --- landmarks (iBUG-300W order), from the same curves ----------------------------------------------
     lm = torch.zeros(B, 68, 2)
@@ -836,6 +835,7 @@ def _render_batch(ids, attrs, aus, lateral, pose, framing, light_class, light_di
         out = _render_core(_identity_shape(ids, seed), attrs, aus, lateral, pose, framing, light_class,
                            light_dir, flat, tex_offset, size)
     out["mask"] = out["mask"].long()
+    out["image"] = ((out["image"] + 1) * 127.5).round_().div_(127.5).sub_(1)  # 8-bit, like real data sets
     out["aus"] = aus
     out["identity"] = ids.clone()
     return out
@@ -843,6 +843,19 @@ def _render_batch(ids, attrs, aus, lateral, pose, framing, light_class, light_di
 
 # ---------------------------------------------------------------------------------------------------
 # The data set
+
+
+_SCALAR_KEYS = ("identity", "expression", "lighting")
+
+
+def _row(out: dict, i: int) -> dict:
+    """Sample ``i`` of a rendered batch (images and masks may be stored as uint8) as a sample dict."""
+    s = {key: int(val[i]) if key in _SCALAR_KEYS else val[i] if key == "style" else val[i].clone()
+         for key, val in out.items()}
+    if s["image"].dtype == torch.uint8:
+        s["image"] = s["image"].float() / 127.5 - 1
+    s["mask"] = s["mask"].long()
+    return s
 
 
 def _expression_aus(expression: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -967,32 +980,25 @@ class SynthFaces(Dataset):
             return self._cache[c]
         lo, hi = c * self.chunk, min(self.n, (c + 1) * self.chunk)
         out = self.batch(torch.arange(lo, hi))
-        out["image"] = ((out["image"] + 1) * 127.5).round().to(torch.uint8)  # stored compactly
+        out["image"] = ((out["image"] + 1) * 127.5).round().to(torch.uint8)  # exact: images are 8-bit
         out["mask"] = out["mask"].to(torch.uint8)
         self._cache[c] = out
         if len(self._cache) > self.cache_chunks:
             self._cache.popitem(last=False)
         return out
 
+    def __getitems__(self, indices) -> list[dict]:
+        """A whole batch at once (the DataLoader calls this): rendered together unless already cached."""
+        if all(int(k) // self.chunk in self._cache for k in indices):
+            return [self[int(k)] for k in indices]
+        out = self.batch(torch.as_tensor(indices, dtype=torch.long))
+        return [_row(out, i) for i in range(len(indices))]
+
     def __getitem__(self, k: int) -> dict:
         if not -self.n <= k < self.n:
             raise IndexError(f"SynthFaces {self.split} has {self.n} samples; index {k} is out of range")
         k = k % self.n
-        ch = self._chunk(k // self.chunk)
-        i = k - (k // self.chunk) * self.chunk
-        return {
-            "image": ch["image"][i].float() / 127.5 - 1,
-            "identity": int(ch["identity"][i]),
-            "expression": int(ch["expression"][i]),
-            "aus": ch["aus"][i].clone(),
-            "attributes": ch["attributes"][i].clone(),
-            "mask": ch["mask"][i].long(),
-            "landmarks": ch["landmarks"][i].clone(),
-            "pose": ch["pose"][i].clone(),
-            "lighting": int(ch["lighting"][i]),
-            "light_dir": ch["light_dir"][i].clone(),
-            "style": ch["style"][i],
-        }
+        return _row(self._chunk(k // self.chunk), k % self.chunk)
 
     def __repr__(self) -> str:
         return (f"SynthFaces(split={self.split!r}, size={self.size}, n={self.n}, seed={self.seed}, "
