@@ -51,6 +51,11 @@ EXPRESSION_PROTOTYPES = {
     "surprised": {"AU01": 1.0, "AU02": 1.0, "AU05": 1.0, "AU25": 1.0, "AU26": 1.0},
 }
 UNILATERAL_EXPRESSIONS = ("contemptuous",)
+# AffectNet's expression codes (Mollahosseini et al. 2017, the release README) -> RaFD names; 8-10 are dropped.
+AFFECTNET_EXPRESSIONS = {0: "neutral", 1: "happy", 2: "sad", 3: "surprised", 4: "fearful", 5: "disgusted",
+                         6: "angry", 7: "contemptuous"}
+AFFECTNET_DROPPED = {8: "None", 9: "Uncertain", 10: "Non-Face"}
+RAFD_GAZES = ("frontal", "left", "right")  # last field of a RaFD file name
 
 # --- attributes ------------------------------------------------------------------------------------
 CELEBA_ATTRIBUTES = (

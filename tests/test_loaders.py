@@ -4,6 +4,7 @@ Round trips prove the crop coordinates and label parsing (the loaded sample matc
 sample it was written from); broken copies of the fixtures prove the errors name the file and problem.
 """
 import functools
+import collections
 import pickle
 import random
 import shutil
@@ -458,6 +459,11 @@ def test_openface_pickle_layout(openface_root, tmp_path):
         pickle.dump(table, f)
     ds = F.OpenFaceAUs(root, "test", SIZE)
     assert torch.allclose(ds[2]["aus"], synth("test", 8)[2]["aus"], atol=1e-3)
+    # a pickle that would import and run anything else than numpy arrays is refused
+    with open(root / "aus_openface.pkl", "wb") as f:
+        pickle.dump({**table, "x": collections.Counter()}, f)
+    with pytest.raises(pickle.UnpicklingError, match="collections.Counter"):
+        F.OpenFaceAUs(root, "test", SIZE)
 
 
 def test_binary_label_file(celeba_root, tmp_path):

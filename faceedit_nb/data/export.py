@@ -132,7 +132,7 @@ def _celeba_names(samples):
 
 def _write_rafd(root: Path, samples, quality: int, seed: int) -> None:
     left, top, right, bottom = RAFD_CROP
-    gazes = ("frontal", "left", "right")
+    gazes = labels.RAFD_GAZES
     seen = Counter()
     for _, sample in samples:
         identity = int(_require(sample, "identity", "rafd"))

@@ -27,6 +27,21 @@ from .. import labels
 from .transforms import (CorruptImageError, center_crop_box, crop_resize, open_image, resize_mask,
                          scale_points, to_tensor)
 
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles GANimation's ``aus_openface.pkl`` (a dict of numpy arrays) and nothing else: any other
+    class in the file is refused instead of being imported and run."""
+
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+                ("numpy._core.multiarray", "scalar"), ("collections", "OrderedDict")}
+
+    def find_class(self, module, name):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"aus_openface.pkl may hold only numpy arrays in a dict; it refers to "
+                                     f"{module}.{name}, which is not loaded (re-create the file from the CSVs)")
+
+
 __all__ = [
     "RaFD", "AffectNet", "CelebA", "CelebAMaskHQ", "OpenFaceAUs", "read_openface_csv",
     "read_attribute_file", "read_partition_file", "parse_rafd_filename", "merge_part_masks",
@@ -254,10 +269,7 @@ class RaFD(_FaceDataset):
 
 # --- AffectNet -------------------------------------------------------------------------------------
 
-# AffectNet's expression codes (Mollahosseini et al. 2017, the README of the release) -> RaFD names.
-AFFECTNET_EXPRESSIONS = {0: "neutral", 1: "happy", 2: "sad", 3: "surprised", 4: "fearful",
-                         5: "disgusted", 6: "angry", 7: "contemptuous"}
-AFFECTNET_DROPPED = {8: "None", 9: "Uncertain", 10: "Non-Face"}
+AFFECTNET_EXPRESSIONS, AFFECTNET_DROPPED = labels.AFFECTNET_EXPRESSIONS, labels.AFFECTNET_DROPPED
 _AFFECTNET_TO_INDEX = {code: labels.expression_index(n) for code, n in AFFECTNET_EXPRESSIONS.items()}
 _AFFECTNET_COLUMNS = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
                       "facial_landmarks", "expression", "valence", "arousal")
@@ -703,7 +715,7 @@ class OpenFaceAUs(_FaceDataset):
             self._aus = {s: _best_face(csv_dir / f"{s}.csv") for s in stems}
         elif pkl is not None:
             with open(pkl, "rb") as f:
-                table = pickle.load(f, encoding="latin1")
+                table = _ArrayUnpickler(f, encoding="latin1").load()
             absent = [s for s in stems if s not in table]
             if absent:
                 raise ValueError(f"OpenFace AUs: {len(absent)} images of {ids_path.name} (e.g. {absent[0]}) "
