@@ -1,0 +1,87 @@
+"""Figures shared by the book's chapters: image grids, parsing masks in colour, landmarks, heatmaps."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from . import labels as L
+
+# One colour per CelebAMask-HQ class (labels.PARSING_CLASSES order); left and right parts share a hue.
+PARSING_PALETTE = torch.tensor([
+    [0, 0, 0], [230, 190, 160], [255, 140, 0], [120, 120, 255], [0, 200, 255], [0, 120, 255],
+    [150, 80, 20], [110, 50, 10], [255, 200, 200], [255, 160, 160], [120, 0, 40], [230, 30, 70],
+    [250, 90, 120], [90, 60, 30], [128, 128, 0], [255, 255, 0], [200, 200, 200], [250, 220, 190],
+    [60, 140, 60]], dtype=torch.float32) / 255
+
+
+def to_numpy_image(img: torch.Tensor) -> np.ndarray:
+    """A 3 x H x W image in [-1, 1] as an H x W x 3 array in [0, 1]."""
+    return ((img.detach().float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
+
+
+def mask_to_rgb(mask: torch.Tensor) -> torch.Tensor:
+    """A label map (H x W or B x H x W, canonical order) as colour images in [-1, 1] (3 x H x W)."""
+    rgb = PARSING_PALETTE[mask.long().cpu()]
+    return (rgb.movedim(-1, -3) * 2 - 1)
+
+
+def image_grid(images: torch.Tensor, nrow: int, row_labels: Sequence[str] | None = None,
+               col_labels: Sequence[str] | None = None, size: float = 1.3, title: str | None = None):
+    """Show a batch of images (B x 3 x H x W in [-1, 1]) in rows of ``nrow``; returns the figure."""
+    n = len(images)
+    rows = (n + nrow - 1) // nrow
+    fig, axes = plt.subplots(rows, nrow, figsize=(size * nrow, size * rows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        if k < n:
+            ax.imshow(to_numpy_image(images[k]), interpolation="nearest")
+    if col_labels is not None:
+        for ax, lab in zip(axes[0], col_labels):
+            ax.set_title(lab, fontsize=8)
+    if row_labels is not None:
+        for ax, lab in zip(axes[:, 0], row_labels):
+            ax.set_ylabel(lab, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def show_landmarks(ax, landmarks: torch.Tensor, size: float = 4.0, colour: str = "lime"):
+    """Draw 68 iBUG landmarks (pixels) on an axis, the groups joined by lines."""
+    lm = landmarks.detach().cpu().numpy()
+    for name, (lo, hi) in L.LANDMARK_GROUPS.items():
+        closed = name in ("right_eye", "left_eye", "outer_lips", "inner_lips")
+        idx = list(range(lo, hi)) + ([lo] if closed else [])
+        ax.plot(lm[idx, 0], lm[idx, 1], "-", color=colour, lw=0.6)
+    ax.scatter(lm[:, 0], lm[:, 1], s=size, c=colour, linewidths=0)
+
+
+def parsing_legend(fig, classes: Sequence[str] = L.PARSING_CLASSES, ncol: int = 7):
+    """A legend of the parsing colours under a figure."""
+    handles = [plt.Rectangle((0, 0), 1, 1, color=PARSING_PALETTE[i].tolist()) for i in range(len(classes))]
+    fig.legend(handles, classes, loc="lower center", ncol=ncol, fontsize=7, frameon=False,
+               bbox_to_anchor=(0.5, -0.02))
+
+
+def difference_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-pixel mean absolute difference of two image batches (B x H x W), for heatmaps."""
+    return (a - b).abs().mean(-3)
+
+
+def markdown_table(rows: Sequence[Sequence], headers: Sequence[str], floatfmt: str = ".3f"):
+    """A Markdown table for notebooks (rendered by Jupyter and by the book)."""
+    from IPython.display import Markdown
+
+    def fmt(v):
+        return format(v, floatfmt) if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return Markdown("\n".join(lines))
