@@ -477,7 +477,7 @@ def _render_core(ident: dict, attrs: torch.Tensor, aus: torch.Tensor, lateral: t
                        torch.full((B, 2), 0.3))
     w = grid.window(ch_x.amin(1) - 0.2, ch_x.amax(1) + 0.2, ch_y.amin(1) - 0.15, ch_y.amax(1) + 0.15)
     blush = (0.5 - _superellipse(w.xs, w.ys, c2(ch_x), c2(ch_y), 0.10, 0.07) / 0.06).clamp_(0, 1)
-    blush = (blush * c2(0.10 + 0.25 * au2("AU6"))).sum(1) * canvas.label_is(w, "skin")
+    blush = (blush * c2(0.10 + 0.4 * au2("AU6"))).sum(1) * canvas.label_is(w, "skin")
     canvas.paint(w, 0.5 * blush, torch.tensor([0.9, 0.45, 0.45]).expand(B, 3), skin_tex=0.05)
     # beard: textured and darker; it keeps the skin label, as in CelebAMask-HQ
     beard = (1 - at("No_Beard")) * male
@@ -515,7 +515,7 @@ def _render_core(ident: dict, attrs: torch.Tensor, aus: torch.Tensor, lateral: t
     lip = {"gap_up": 0.35 * gap, "gap_lo": 0.65 * gap,
            "lip_u": ident["lip_u"] * thin * (1.15 - 0.15 * male) * (0.85 + 0.15 * young),
            "lip_l": ident["lip_l"] * thin * (1.1 - 0.1 * male) * (0.85 + 0.15 * young),
-           "raise_u": 0.022 * au("AU10"), "push_l": 0.012 * au("AU17")}
+           "raise_u": 0.022 * au("AU10"), "push_l": 0.025 * au("AU17")}
     w = grid.window(m_x - half_w[:, 0] - 0.04, m_x + half_w[:, 1] + 0.04,
                     tip_y, m_y + corner_dy.clamp(min=0).amax(1) + lip["gap_lo"] + lip["lip_l"] + 0.05)
     yuo, yui, yli, ylo, dx = _mouth_curves(w.x, c(m_x), c(m_y), (c(half_w[:, 0]), c(half_w[:, 1])),
@@ -591,15 +591,15 @@ def _render_core(ident: dict, attrs: torch.Tensor, aus: torch.Tensor, lateral: t
     forehead = torch.maximum(au("AU1"), au("AU2"))
     for dy in (0.10, 0.16):
         wrinkle(-0.2, 0.2, brow_mid - dy - 0.03, brow_mid - dy + 0.02,
-                lambda X, Y, dy=dy: _stroke(X, Y, 0.0, c(brow_mid - dy), 0.16, 0.006, curv=0.35),
+                lambda X, Y, dy=dy: _stroke(X, Y, 0.0, c(brow_mid - dy), 0.16, 0.010, curv=0.35),
                 0.25 * forehead + 0.12 * old)
     for sgn in (-1.0, 1.0):  # vertical lines between the brows (AU4)
         wrinkle(nose_top_x - 0.06, nose_top_x + 0.06, brow_mid - 0.03, brow_mid + 0.07,
-                lambda X, Y, sgn=sgn: _stroke(Y, X, c(brow_mid + 0.02), c(nose_top_x + sgn * 0.022), 0.04, 0.006,
+                lambda X, Y, sgn=sgn: _stroke(Y, X, c(brow_mid + 0.02), c(nose_top_x + sgn * 0.022), 0.04, 0.010,
                                               slope=-0.15 * sgn), 0.35 * au("AU4"), skin_only=False)
     for dy in (0.045, 0.075):  # nose wrinkles (AU9)
         wrinkle(nose_top_x - 0.04, nose_top_x + 0.04, nose_top_y + dy - 0.02, nose_top_y + dy + 0.01,
-                lambda X, Y, dy=dy: _stroke(X, Y, c(nose_top_x), c(nose_top_y + dy), 0.03, 0.006, curv=-4.0),
+                lambda X, Y, dy=dy: _stroke(X, Y, c(nose_top_x), c(nose_top_y + dy), 0.03, 0.010, curv=-4.0),
                 0.4 * au("AU9"), skin_only=False)
     fold = 0.22 * au2("AU12") + 0.12 * au2("AU6") + 0.25 * au2("AU10") + 0.2 * au2("AU9") + 0.08 * old[:, None]
     for s, sgn in enumerate((-1.0, 1.0)):
@@ -607,7 +607,7 @@ def _render_core(ident: dict, attrs: torch.Tensor, aus: torch.Tensor, lateral: t
         fx0 = tip_x + sgn * (nostril_dx + 0.07 + 0.02 * au2("AU12")[:, s])
         fy0, hl = (tip_y + m_y) / 2 + 0.01, (m_y - tip_y) / 2 + 0.02
         wrinkle(fx0 - 0.12, fx0 + 0.12, fy0 - hl - 0.02, fy0 + hl + 0.02,
-                lambda X, Y, fx0=fx0, fy0=fy0, hl=hl, sgn=sgn: _stroke(Y, X, c(fy0), c(fx0), c(hl), 0.007,
+                lambda X, Y, fx0=fx0, fy0=fy0, hl=hl, sgn=sgn: _stroke(Y, X, c(fy0), c(fx0), c(hl), 0.012,
                                                                        curv=sgn * 1.2, slope=sgn * 0.35),
                 fold[:, s])
         # crow's feet (AU6, age)
@@ -615,19 +615,19 @@ def _render_core(ident: dict, attrs: torch.Tensor, aus: torch.Tensor, lateral: t
         for slope in (-0.6, 0.0, 0.6):
             wrinkle(cx_ - 0.03, cx_ + 0.03, ey[:, s] - 0.01, ey[:, s] + 0.03,
                     lambda X, Y, cx_=cx_, slope=slope, s=s, sgn=sgn: _stroke(X, Y, c(cx_), c(ey[:, s] + 0.01), 0.025,
-                                                                             0.005, slope=slope * sgn),
+                                                                             0.009, slope=slope * sgn),
                     0.3 * au2("AU6")[:, s] + 0.1 * old)
         # dimple at the mouth corner (AU14) and eye bags (age, AU6)
         kx, ky = m_x + sgn * half_w[:, s] + sgn * 0.02, m_y + corner_dy[:, s] - 0.005
         wrinkle(kx - 0.02, kx + 0.02, ky - 0.03, ky + 0.03,
-                lambda X, Y, kx=kx, ky=ky: _superellipse(X, Y, c(kx), c(ky), 0.008, 0.02), 0.45 * au2("AU14")[:, s])
+                lambda X, Y, kx=kx, ky=ky: _superellipse(X, Y, c(kx), c(ky), 0.013, 0.03), 0.5 * au2("AU14")[:, s])
         bx_, by_ = ex[:, s], ey[:, s] + h_lo[:, s] + 0.03
         wrinkle(bx_ - 0.06, bx_ + 0.06, by_ - 0.01, by_ + 0.015,
                 lambda X, Y, bx_=bx_, by_=by_: _stroke(X, Y, c(bx_), c(by_), 0.05, 0.007, curv=2.0),
                 0.18 * old + 0.1 * au2("AU6")[:, s])
     cy_ = m_y + 0.14 + 0.07 * au("AU26")  # chin raiser (AU17)
     wrinkle(m_x - 0.05, m_x + 0.05, cy_ - 0.01, cy_ + 0.01,
-            lambda X, Y: _stroke(X, Y, c(m_x), c(cy_), 0.04, 0.008, curv=3.0), 0.4 * au("AU17"))
+            lambda X, Y: _stroke(X, Y, c(m_x), c(cy_), 0.05, 0.016, curv=3.0), 0.45 * au("AU17"))
 
     # --- hair in front: hairline or bangs -------------------------------------------------------------
     w = grid.window(-hrx - 0.05, hrx + 0.05, -1.0, -0.1)
