@@ -1,0 +1,219 @@
+"""The metrics, pinned to values known by construction, and the evaluation harness on SynthFaces."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from faceedit_nb import labels as L
+from faceedit_nb.data import SynthFaces
+from faceedit_nb.metrics import (FeatureNet, attribute_editing_accuracy, average_content_distance, confusion_matrix,
+                                 expression_distance, expression_editing_accuracy, expression_preservation_error,
+                                 fid, flip_attribute, frechet_distance, id_distance, inception_score,
+                                 inception_score_from_logits, iou_per_class, kernel_distance, l1_error, load_inception,
+                                 load_swav, mean_iou, psnr, ssim, stargan_targets)
+
+
+@pytest.fixture(scope="module")
+def faces():
+    """64 SynthFaces test images at 32 px (8 identities x 8 expressions) and their labels."""
+    ds = SynthFaces("test", size=32, n=64, n_identities=8)
+    return ds, ds.batch(torch.arange(64))
+
+
+# --- FID / KID / IS ---------------------------------------------------------------------------------
+
+def test_fid_of_gaussian_features_matches_the_closed_form():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 8, generator=g, dtype=torch.float64)
+    assert abs(frechet_distance(x, x)) < 1e-6
+    # a mean shift c adds |c|^2 and nothing else; scaling by 2 adds Tr(S) (Tr(S + 4S - 2 * 2S))
+    assert frechet_distance(x, x + 0.5) == pytest.approx(8 * 0.25, rel=1e-6)
+    cov = torch.cov(x.T)
+    assert frechet_distance(x, 2 * x) == pytest.approx(float(cov.trace() + (x.mean(0) ** 2).sum()), rel=1e-5)
+
+
+def test_fid_and_kid_on_images_through_a_small_network(faces):
+    _, b = faces
+    torch.manual_seed(0)
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 5, stride=2), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                               torch.nn.Flatten())
+    net = FeatureNet(conv, 16)
+    x = b["image"]
+    darker = (x - 0.4).clamp(-1, 1)
+    same, shifted = fid(x, x, net), fid(x, darker, net)
+    assert abs(same) < 1e-5 < 0.01 < shifted
+    f, f_dark = net(x).detach(), net(darker).detach()
+    k_same, _ = kernel_distance(f, f, subsets=20, subset_size=32)
+    k_shift, _ = kernel_distance(f, f_dark, subsets=20, subset_size=32)
+    assert abs(k_same) < 0.1 * k_shift and k_shift > 0
+    assert kernel_distance(f, f_dark, subsets=20, subset_size=32, seed=3) == \
+        kernel_distance(f, f_dark, subsets=20, subset_size=32, seed=3)
+
+
+def test_inception_score_bounds():
+    n, c = 8000, 8  # 800 per split: a random split is balanced to within a few percent
+    assert inception_score_from_logits(torch.zeros(n, c))[0] == pytest.approx(1.0, abs=1e-6)  # uniform predictions
+    same_class = torch.zeros(n, c)
+    same_class[:, 3] = 50
+    assert inception_score_from_logits(same_class)[0] == pytest.approx(1.0, abs=1e-6)  # confident, one class
+    confident = torch.zeros(n, c)
+    confident[torch.arange(n), torch.arange(n) % c] = 50  # confident and balanced
+    mean, std = inception_score_from_logits(confident, splits=10)
+    assert c - 0.1 < mean <= c + 1e-4 and std < 0.1
+    # through the image API with a classifier that reads the class off a known pixel
+    images = torch.full((400, 3, 4, 4), -1.0)
+    images[torch.arange(400), 0, 0, 0] = (torch.arange(400) % 4).float() / 4
+
+    def classifier(x):
+        return 50 * torch.nn.functional.one_hot((x[:, 0, 0, 0] * 4).round().long(), 4).float()
+    assert inception_score(images, classifier, splits=2)[0] == pytest.approx(4.0, rel=0.02)
+
+
+# --- pixel metrics and mIoU -------------------------------------------------------------------------
+
+def test_psnr_l1_ssim_known_values(faces):
+    _, b = faces
+    x = b["image"][:4]
+    assert torch.all(ssim(x, x) > 1 - 1e-5)
+    assert torch.isinf(psnr(x, x)).all() and l1_error(x, x).abs().max() == 0
+    a = torch.full((2, 3, 16, 16), -0.5)  # 0.25 on the [0, 1] scale
+    b2 = a + 0.2  # +0.1 on the [0, 1] scale: MSE 0.01 -> 20 dB, L1 0.1
+    assert psnr(b2, a) == pytest.approx(torch.full((2,), 20.0), abs=1e-4)
+    assert l1_error(b2, a) == pytest.approx(torch.full((2,), 0.1), abs=1e-6)
+    # two constant images: SSIM = (2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1), C1 = (0.01)^2
+    c1, mx, my = 1e-4, 0.25, 0.35
+    assert ssim(b2, a) == pytest.approx(torch.full((2,), (2 * mx * my + c1) / (mx ** 2 + my ** 2 + c1)), abs=1e-5)
+    noisy = (x + 0.3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
+    assert torch.all(ssim(noisy, x) < 0.9)
+    with pytest.raises(ValueError, match="same shape"):
+        psnr(x, x[:, :, :8])
+
+
+def test_miou_ground_truth_and_hand_computed_confusion(faces):
+    _, b = faces
+    mask = b["mask"]
+    miou, per_class = mean_iou(mask, mask, len(L.PARSING_CLASSES))
+    assert miou == 1.0
+    absent = torch.bincount(mask.flatten(), minlength=19) == 0
+    assert torch.isnan(per_class[absent]).all() and (per_class[~absent] == 1).all()
+    # 2 x 3 maps, 3 classes: gt [[0,0,1],[1,2,2]], pred [[0,1,1],[1,2,0]]
+    gt = torch.tensor([[[0, 0, 1], [1, 2, 2]]])
+    pred = torch.tensor([[[0, 1, 1], [1, 2, 0]]])
+    cm = confusion_matrix(pred, gt, 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    iou = iou_per_class(cm)  # class 0: 1/(2+2-1)=1/3; class 1: 2/(2+3-2)=2/3; class 2: 1/(2+1-1)=1/2
+    assert iou.tolist() == pytest.approx([1 / 3, 2 / 3, 1 / 2])
+    assert mean_iou(pred, gt, 3)[0] == pytest.approx((1 / 3 + 2 / 3 + 1 / 2) / 3)
+    # a class predicted but absent from the ground truth does not enter the mean; logits are arg-maxed
+    logits = torch.nn.functional.one_hot(torch.tensor([[[0, 3]]]), 4).permute(0, 3, 1, 2).float()
+    miou, iou = mean_iou(logits, torch.tensor([[[0, 0]]]), 4)
+    assert miou == pytest.approx(0.5) and torch.isnan(iou[3])
+    with pytest.raises(ValueError, match="0..2"):
+        confusion_matrix(pred, gt + 1, 3)
+
+
+# --- identity and expression distances ----------------------------------------------------------------
+
+def test_id_distance_small_for_the_same_faces_large_for_permuted_identities(faces):
+    _, b = faces
+    torch.manual_seed(0)
+    proj = torch.randn(3 * 32 * 32, 64)
+
+    def embed(x):  # a fixed random projection of the pixels, L2-normalised (a tiny real embedding)
+        return torch.nn.functional.normalize((x.flatten(1) - x.flatten(1).mean(0)) @ proj, dim=1)
+
+    x = b["image"]
+    e = embed(x)
+    assert id_distance(e, e).abs().max() < 1e-5
+    perm = torch.roll(torch.arange(len(x)), 1)  # every face paired with another person's
+    d_perm = id_distance(embed(x[perm]), e)
+    assert d_perm.mean() > 0.3
+    assert torch.allclose(average_content_distance(embed(x[perm]), e), (2 * d_perm).sqrt(), atol=1e-4)
+    aus = b["aus"]
+    assert expression_distance(aus, aus).max() == 0
+    assert expression_distance(aus[perm], aus) == pytest.approx((aus[perm] - aus).norm(dim=1))
+
+
+# --- classifier metrics -----------------------------------------------------------------------------
+
+def test_eea_preservation_and_attribute_accuracy_bookkeeping():
+    # a classifier that reads the class off pixel (0, 0): logits = 10 * one_hot(pixel)
+    source = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    target = torch.tensor([1, 1, 3, 3, 2, 2, 0, 0])
+    shown = torch.tensor([1, 1, 2, 3, 0, 2, 0, 3])  # what the "edited" images show
+    logits = 10.0 * torch.nn.functional.one_hot(shown, 4)
+    eea = expression_editing_accuracy(logits, target)
+    assert eea.count.tolist() == [2, 2, 2, 2]
+    # target 0: shows 0 (ok), 3; target 1: 1, 1 (both ok); target 2: 0, 2 (ok); target 3: 2, 3 (ok)
+    assert eea.per_class.tolist() == [0.5, 1.0, 0.5, 0.5]
+    assert eea.mean == eea.pooled == 0.625 and eea.n == 8
+    pres = expression_preservation_error(logits, source, target)
+    # edits with source != target: (0->1 ok), (2->3 shows 2: preserved), (0->2 shows 0: preserved),
+    # (1->2 ok), (2->0 ok), (3->0 shows 3: preserved)
+    assert pres.count.tolist() == [2, 1, 2, 1]
+    assert pres.per_class.tolist() == [0.5, 0.0, 0.5, 1.0]
+    # attributes: correct when the edited attribute's prediction equals its target
+    target_a = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    pred_a = torch.tensor([[3.0, 3.0], [2.0, -1.0], [-1.0, 5.0]])
+    acc = attribute_editing_accuracy(pred_a, target_a, torch.tensor([0, 1, 1]))
+    assert acc.per_class.tolist() == [1.0, 0.5] and acc.count.tolist() == [1, 2] and acc.mean == 0.75
+    assert acc.pooled == pytest.approx(2 / 3)
+
+
+def test_attgan_and_stargan_targets():
+    a = torch.zeros(3, len(L.ATTRIBUTES))
+    col = {n: i for i, n in enumerate(L.ATTRIBUTES)}
+    a[0, col["Black_Hair"]] = 1
+    a[1, col["Bangs"]] = 1
+    a[2, col["Male"]] = a[2, col["No_Beard"]] = 1
+    t = flip_attribute(a, col["Blond_Hair"])
+    assert t[0, col["Blond_Hair"]] == 1 and t[0, col["Black_Hair"]] == 0  # a colour set clears the others
+    t = flip_attribute(a, col["Bald"])
+    assert t[1, col["Bald"]] == 1 and t[1, col["Bangs"]] == 0
+    t = flip_attribute(a, col["Mustache"])
+    assert t[2, col["Mustache"]] == 1 and t[2, col["No_Beard"]] == 0
+    t = flip_attribute(a, col["Black_Hair"])
+    assert t[0, col["Black_Hair"]] == 0 and (t[0] == a[0] - torch.eye(13)[col["Black_Hair"]]).all()
+    c = torch.tensor([[1.0, 0.0, 0.0, 1.0, 0.0]])  # black hair, male, old
+    assert stargan_targets(c, 1).tolist() == [[0.0, 1.0, 0.0, 1.0, 0.0]]
+    assert stargan_targets(c, 3).tolist() == [[1.0, 0.0, 0.0, 0.0, 0.0]]
+    assert stargan_targets(c, 4).tolist() == [[1.0, 0.0, 0.0, 1.0, 1.0]]
+
+
+# --- ImageNet networks from local files ---------------------------------------------------------------
+
+def test_inception_and_swav_load_from_local_files_only(tmp_path):
+    from torchvision.models import inception_v3, resnet18, resnet50
+    with pytest.raises(FileNotFoundError, match="no weights file"):
+        load_inception(tmp_path / "missing.pth")
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 40, 40) * 2 - 1
+    # pytorch-fid's layout (1008 classes, no aux head) and torchvision's (1000 classes, aux head)
+    from faceedit_nb.metrics.pretrained import _inception
+    fid_sd = _inception(1008, aux_logits=False, fid_blocks=True).state_dict()
+    torch.save(fid_sd, tmp_path / "pt_inception.pth")
+    net = load_inception(tmp_path / "pt_inception.pth")
+    features = net(x)
+    assert net.flavour == "pytorch-fid" and features.shape == (1, 2048) and net.net.fc(features).shape == (1, 1008)
+    torch.save(inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(), tmp_path / "tv.pth")
+    net = load_inception(tmp_path / "tv.pth")
+    assert net.flavour == "torchvision" and net.num_classes == 1000
+    torch.save(resnet18().state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(ValueError, match="Inception-v3 classifier"):
+        load_inception(tmp_path / "r18.pth")
+    bad = dict(fid_sd)
+    bad.pop("Mixed_7c.branch_pool.conv.weight")
+    torch.save(bad, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="1 missing keys"):
+        load_inception(tmp_path / "bad.pth")
+    # SwAV's checkpoint: DataParallel prefixes, a projection head and prototypes beside the trunk
+    sd = {f"module.{k}": v for k, v in resnet50().state_dict().items() if not k.startswith("fc.")}
+    sd["module.projection_head.0.weight"] = torch.zeros(2048, 2048)
+    sd["module.prototypes.weight"] = torch.zeros(3000, 128)
+    torch.save(sd, tmp_path / "swav.pth.tar")
+    swav = load_swav(tmp_path / "swav.pth.tar")
+    assert swav(x).shape == (1, 2048)
+    with pytest.raises(ValueError, match="missing keys"):
+        load_swav(tmp_path / "r18.pth")
