@@ -1,0 +1,1 @@
+"""Networks: one module per model family (import them explicitly, e.g. ``from faceedit_nb.nets import stargan``)."""

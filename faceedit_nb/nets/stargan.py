@@ -1,0 +1,146 @@
+"""StarGAN's generator and discriminator (Choi et al., CVPR 2018), as in ``yunjey/stargan:model.py``.
+
+At the paper's settings the parameter counts equal the official ones: ``Generator(64, 5, 6)`` has
+8,430,528 parameters and ``Discriminator(128, 64, 5, 6)`` 44,762,048. Module names follow the official
+``main`` / ``conv1`` / ``conv2`` layout, so the official CelebA checkpoints load with ``load_state_dict``.
+
+* ``Generator(x, c)``: the domain label ``c`` is tiled over the image and concatenated to it (Sec. 3 of
+  the paper); 7x7 stem, two stride-2 downsamplings, ``repeat_num`` residual blocks, two stride-2
+  upsamplings, 7x7 conv to RGB, tanh. Instance norm everywhere, no biases.
+* ``Discriminator(x)`` returns ``(out_src, out_cls)``: a PatchGAN critic map ``D_src`` (3x3 conv) and the
+  domain logits ``D_cls`` (a conv whose kernel covers the whole final feature map, image_size / 2^depth).
+  No normalisation (required by the gradient penalty), LeakyReLU(0.01).
+
+Conditioning: ``condition="target"`` feeds the target label (StarGAN); ``condition="difference"``
+feeds ``c_trg - c_org`` in {-1, 0, 1}, STGAN's ``y_diff`` (Liu et al., CVPR 2019). :meth:`Generator.edit`
+builds the right vector from the source and target labels.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Generator", "Discriminator", "InstanceNorm", "ResidualBlock", "condition_vector",
+           "default_d_repeat", "CONDITIONS"]
+
+CONDITIONS = ("target", "difference")
+
+
+def condition_vector(c_org: torch.Tensor, c_trg: torch.Tensor, condition: str) -> torch.Tensor:
+    """The generator's condition: the target label, or STGAN's difference ``c_trg - c_org``."""
+    if condition == "target":
+        return c_trg
+    if condition == "difference":
+        return c_trg - c_org
+    raise ValueError(f"condition must be one of {CONDITIONS}; got {condition!r}")
+
+
+def default_d_repeat(image_size: int) -> int:
+    """Discriminator depth for an image size: log2(size) - 1 stride-2 convs, a 2x2 patch map at the end
+    (6 at 128 px, as in the paper; 5 at 64 px, where a 6-layer D would end at 1x1)."""
+    depth = int(round(math.log2(image_size))) - 1
+    if 2 ** (depth + 1) != image_size:
+        raise ValueError(f"image_size must be a power of two (32, 64, 128, 256); got {image_size}")
+    return depth
+
+
+class InstanceNorm(nn.InstanceNorm2d):
+    """Affine instance norm that tracks running statistics (as the official checkpoints hold them) but
+    always normalises with each image's own statistics, also in ``eval()``: StarGAN's ``test()`` never
+    calls ``eval()``, so its published results use per-image statistics. Buffers update in training only."""
+
+    def __init__(self, num_features: int):
+        super().__init__(num_features, affine=True, track_running_stats=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rm, rv = (self.running_mean, self.running_var) if self.training else (None, None)
+        return F.instance_norm(x, rm, rv, self.weight, self.bias, use_input_stats=True,
+                               momentum=self.momentum, eps=self.eps)
+
+
+def _norm(channels: int, track_running_stats: bool) -> nn.Module:
+    return InstanceNorm(channels) if track_running_stats else nn.InstanceNorm2d(channels, affine=True)
+
+
+class ResidualBlock(nn.Module):
+    """conv3x3 - IN - ReLU - conv3x3 - IN, plus the input."""
+
+    def __init__(self, dim: int, track_running_stats: bool = True):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(dim, dim, 3, 1, 1, bias=False), _norm(dim, track_running_stats), nn.ReLU(inplace=True),
+            nn.Conv2d(dim, dim, 3, 1, 1, bias=False), _norm(dim, track_running_stats))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.main(x)
+
+
+def trunk_layers(in_channels: int, conv_dim: int, repeat_num: int, track_running_stats: bool) -> list[nn.Module]:
+    """StarGAN's generator body up to (not including) the output conv; ends with ``conv_dim`` channels."""
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, conv_dim, 7, 1, 3, bias=False),
+                               _norm(conv_dim, track_running_stats), nn.ReLU(inplace=True)]
+    dim = conv_dim
+    for _ in range(2):  # down-sampling
+        layers += [nn.Conv2d(dim, dim * 2, 4, 2, 1, bias=False), _norm(dim * 2, track_running_stats),
+                   nn.ReLU(inplace=True)]
+        dim *= 2
+    layers += [ResidualBlock(dim, track_running_stats) for _ in range(repeat_num)]  # bottleneck
+    for _ in range(2):  # up-sampling
+        layers += [nn.ConvTranspose2d(dim, dim // 2, 4, 2, 1, bias=False), _norm(dim // 2, track_running_stats),
+                   nn.ReLU(inplace=True)]
+        dim //= 2
+    return layers
+
+
+def tile(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Concatenate the label vector ``c`` (B x C), replicated over the image, to ``x`` (B x 3 x H x W)."""
+    if c.dim() != 2 or c.shape[0] != x.shape[0]:
+        raise ValueError(f"labels must be batch x classes matching {x.shape[0]} images; got {tuple(c.shape)}")
+    return torch.cat([x, c.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])], dim=1)
+
+
+class Generator(nn.Module):
+    """StarGAN G(x, c). Width ``conv_dim`` (64 in the paper), depth ``repeat_num`` residual blocks (6)."""
+
+    def __init__(self, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6, condition: str = "target"):
+        super().__init__()
+        if condition not in CONDITIONS:
+            raise ValueError(f"condition must be one of {CONDITIONS}; got {condition!r}")
+        self.c_dim, self.condition = c_dim, condition
+        layers = trunk_layers(3 + c_dim, conv_dim, repeat_num, track_running_stats=True)
+        layers += [nn.Conv2d(conv_dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.main(tile(x, c))
+
+    def edit(self, x: torch.Tensor, c_org: torch.Tensor, c_trg: torch.Tensor) -> torch.Tensor:
+        """Translate images with labels ``c_org`` to labels ``c_trg`` (both B x c_dim, 0/1)."""
+        return self(x, condition_vector(c_org, c_trg, self.condition))
+
+
+class Discriminator(nn.Module):
+    """StarGAN D(x) -> (D_src patch map, D_cls logits). Width ``conv_dim``, depth ``repeat_num`` stride-2
+    convs; the classifier kernel is image_size / 2^repeat_num (2 at 128 px with 6 layers)."""
+
+    def __init__(self, image_size: int = 128, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6):
+        super().__init__()
+        kernel = image_size // 2 ** repeat_num
+        if kernel < 1 or kernel * 2 ** repeat_num != image_size:
+            raise ValueError(f"a {repeat_num}-layer discriminator needs an image size divisible by "
+                             f"{2 ** repeat_num}; got {image_size} (use default_d_repeat({image_size}))")
+        layers: list[nn.Module] = [nn.Conv2d(3, conv_dim, 4, 2, 1), nn.LeakyReLU(0.01)]
+        dim = conv_dim
+        for _ in range(1, repeat_num):
+            layers += [nn.Conv2d(dim, dim * 2, 4, 2, 1), nn.LeakyReLU(0.01)]
+            dim *= 2
+        self.main = nn.Sequential(*layers)
+        self.conv1 = nn.Conv2d(dim, 1, 3, 1, 1, bias=False)
+        self.conv2 = nn.Conv2d(dim, c_dim, kernel, bias=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.main(x)
+        return self.conv1(h), self.conv2(h).flatten(1)
