@@ -1,0 +1,165 @@
+"""The pieces of Bodur et al.'s hierarchical GAN that are not StarGAN (seg-hierarchical-gan.txt, Sec. 3).
+
+* :func:`part_masks`: the 4 local parts (left eye + brow, right eye + brow, nose, mouth + lips) as soft
+  masks from a parser's tempered softmax over the 19 classes (Eq. 1, then summing the classes of a part).
+* :func:`extract_parts`: ``x_p = M_p * x`` (Eq. 2), each part cropped to its content and resized to the
+  local generators' input size, differentiably (gradients reach the parser through ``M_p``).
+* :func:`stitch_parts`: the translated parts placed back, centred at their original location, giving
+  ``x_local`` (Sec. 3.2, "Fusion Network").
+* :class:`FusionNetwork`: two convolution blocks, four residual blocks and a convolution (Eq. 4).
+* :func:`rectangular_boxes`: the baseline the paper argues against (Cascade EF-GAN, APDrawing): fixed-size
+  boxes centred on landmarks, overlapping, cropped from the unmasked image.
+
+Boxes are ``(x0, y0, x1, y1)`` in pixels, ``x1``/``y1`` exclusive, one per sample and part.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import labels as L
+
+PARTS = L.LOCAL_PARTS[1:]  # left_eye_brow, right_eye_brow, nose, mouth_lips
+# For each part, the canonical (CelebAMask-HQ) classes it is made of.
+PART_CLASSES = tuple(tuple(i for i in range(len(L.PARSING_CLASSES)) if int(L.TO_LOCAL_PARTS[i]) == p + 1)
+                     for p in range(len(PARTS)))
+# iBUG landmark groups of each part, for the rectangular baseline.
+PART_LANDMARKS = (tuple(range(22, 27)) + tuple(range(42, 48)),  # subject's left brow + eye (image right)
+                  tuple(range(17, 22)) + tuple(range(36, 42)),  # subject's right brow + eye (image left)
+                  tuple(range(27, 36)), tuple(range(48, 68)))
+
+
+def part_masks(probabilities: torch.Tensor) -> torch.Tensor:
+    """Soft masks of the 4 local parts (B, 4, H, W) from per-class probabilities (B, 19, H, W).
+
+    The eye regions comprise the eye and eyebrow classes; the mouth region the lips and the inner mouth
+    (Sec. 3.1). Feed it the tempered softmax of the parser's logits (Eq. 1) to keep gradients.
+    """
+    return torch.stack([probabilities[:, list(cls)].sum(1) for cls in PART_CLASSES], 1)
+
+
+def hard_part_masks(mask: torch.Tensor) -> torch.Tensor:
+    """The 4 part masks (B, 4, H, W) of a ground-truth label map (B, H, W), as floats 0/1."""
+    parts = L.map_mask(mask, "local_parts")
+    return torch.stack([(parts == p + 1).float() for p in range(len(PARTS))], 1)
+
+
+def mask_boxes(masks: torch.Tensor, margin: float = 0.15, min_size: int = 4, threshold: float = 0.5):
+    """Tight boxes around each part mask (B, P, H, W), grown by ``margin`` of their size on each side.
+
+    Returns ``(boxes (B, P, 4) float, empty (B, P) bool)``. A part with no pixel above ``threshold`` (an
+    eye closed, a part the parser missed) gets a box of ``min_size`` pixels at the image centre and is
+    flagged in ``empty`` so that callers can count it.
+    """
+    B, P, H, W = masks.shape
+    on = masks.detach() > threshold
+    rows, cols = on.any(3), on.any(2)  # (B, P, H), (B, P, W)
+    ar_h, ar_w = torch.arange(H, device=masks.device), torch.arange(W, device=masks.device)
+    y0 = torch.where(rows, ar_h, H).amin(-1).float()
+    y1 = torch.where(rows, ar_h, -1).amax(-1).float() + 1
+    x0 = torch.where(cols, ar_w, W).amin(-1).float()
+    x1 = torch.where(cols, ar_w, -1).amax(-1).float() + 1
+    empty = ~rows.any(-1)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    w = ((x1 - x0) * (1 + 2 * margin)).clamp(min=min_size)
+    h = ((y1 - y0) * (1 + 2 * margin)).clamp(min=min_size)
+    cx = torch.where(empty, torch.full_like(cx, W / 2), cx)
+    cy = torch.where(empty, torch.full_like(cy, H / 2), cy)
+    w = torch.where(empty, torch.full_like(w, min_size), w)
+    h = torch.where(empty, torch.full_like(h, min_size), h)
+    return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1), empty
+
+
+def rectangular_boxes(landmarks: torch.Tensor, box_size: tuple[float, float, float, float],
+                      image_size: int) -> torch.Tensor:
+    """Fixed-size boxes (B, 4, 4) centred on each part's landmarks: the rectangular baseline.
+
+    ``box_size`` gives each part's box side as a fraction of the image (eyes, eyes, nose, mouth), as
+    Cascade EF-GAN crops fixed-size patches around landmark centres; neighbouring boxes overlap.
+    """
+    centres = torch.stack([landmarks[:, list(idx)].mean(1) for idx in PART_LANDMARKS], 1)  # (B, 4, 2)
+    half = torch.tensor(box_size, device=landmarks.device, dtype=landmarks.dtype).view(1, 4, 1) * image_size / 2
+    # landmarks use pixel centres at integers; boxes use pixel edges: shift by half a pixel
+    c = centres + 0.5
+    return torch.cat([c - half, c + half], -1)
+
+
+def _crop_grid(boxes: torch.Tensor, image_size: int, out_size: int) -> torch.Tensor:
+    """Sampling grids (N, s, s, 2) that read each box out of an image (align_corners=False units)."""
+    x0, y0, x1, y1 = boxes.unbind(-1)
+    t = (torch.arange(out_size, device=boxes.device, dtype=boxes.dtype) + 0.5) / out_size  # (s,)
+    gx = (x0[:, None] + (x1 - x0)[:, None] * t[None]) / image_size * 2 - 1  # (N, s)
+    gy = (y0[:, None] + (y1 - y0)[:, None] * t[None]) / image_size * 2 - 1
+    return torch.stack([gx[:, None, :].expand(-1, out_size, -1), gy[:, :, None].expand(-1, -1, out_size)], -1)
+
+
+def _paste_grid(boxes: torch.Tensor, image_size: int) -> torch.Tensor:
+    """Grids (N, H, W, 2) that read a part crop back at its box; points outside the box fall outside [-1, 1]."""
+    x0, y0, x1, y1 = boxes.unbind(-1)
+    p = torch.arange(image_size, device=boxes.device, dtype=boxes.dtype) + 0.5  # pixel centres, in pixels
+    gx = (p[None] - x0[:, None]) / (x1 - x0)[:, None] * 2 - 1  # (N, W)
+    gy = (p[None] - y0[:, None]) / (y1 - y0)[:, None] * 2 - 1
+    return torch.stack([gx[:, None, :].expand(-1, image_size, -1), gy[:, :, None].expand(-1, -1, image_size)], -1)
+
+
+def extract_parts(images: torch.Tensor, boxes: torch.Tensor, out_size: int,
+                  masks: torch.Tensor | None = None) -> torch.Tensor:
+    """Crop each box and resize it to ``out_size`` (B, P, 3, s, s); with ``masks`` the image is first
+    multiplied by each part's mask, ``x_p = M_p * x`` (Eq. 2), so the crops keep the parser's gradient."""
+    B, P = boxes.shape[:2]
+    S = images.shape[-1]
+    src = images.unsqueeze(1).expand(B, P, *images.shape[1:])
+    if masks is not None:
+        src = src * masks.unsqueeze(2)
+    grid = _crop_grid(boxes.reshape(B * P, 4), S, out_size)
+    crops = F.grid_sample(src.reshape(B * P, *images.shape[1:]), grid, mode="bilinear", align_corners=False)
+    return crops.view(B, P, images.shape[1], out_size, out_size)
+
+
+def stitch_parts(parts: torch.Tensor, boxes: torch.Tensor, image_size: int, average_overlaps: bool = False):
+    """Place translated parts (B, P, 3, s, s) back at their boxes in an empty (zero) image (B, 3, S, S).
+
+    Masked parts have a zero background, so overlapping boxes simply add (the semantic parts are
+    disjoint). The rectangular baseline's boxes overlap with content: ``average_overlaps`` averages them.
+    """
+    B, P = parts.shape[:2]
+    grid = _paste_grid(boxes.reshape(B * P, 4), image_size)
+    flat = parts.reshape(B * P, *parts.shape[2:])
+    placed = F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    placed = placed.view(B, P, -1, image_size, image_size)
+    if not average_overlaps:
+        return placed.sum(1)
+    inside = ((grid.abs() <= 1).all(-1)).float().view(B, P, 1, image_size, image_size)
+    return placed.sum(1) / inside.sum(1).clamp(min=1)
+
+
+class _Residual(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(dim, dim, 3, 1, 1, bias=False), nn.InstanceNorm2d(dim, affine=True), nn.ReLU(inplace=True),
+            nn.Conv2d(dim, dim, 3, 1, 1, bias=False), nn.InstanceNorm2d(dim, affine=True))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class FusionNetwork(nn.Module):
+    """G_fusion (Eq. 4): blends ``x_global`` and ``x_local`` (concatenated, 6 channels) into the output.
+
+    Two convolution blocks, four residual blocks and a convolution, as Sec. 3.2 describes; the layer
+    details (7x7 then 3x3 convolutions, instance norm, tanh output) follow StarGAN's generator, which
+    the paper uses for every other generator.
+    """
+
+    def __init__(self, dim: int = 64, n_res: int = 4):
+        super().__init__()
+        layers = [nn.Conv2d(6, dim, 7, 1, 3, bias=False), nn.InstanceNorm2d(dim, affine=True), nn.ReLU(inplace=True),
+                  nn.Conv2d(dim, dim, 3, 1, 1, bias=False), nn.InstanceNorm2d(dim, affine=True), nn.ReLU(inplace=True)]
+        layers += [_Residual(dim) for _ in range(n_res)]
+        layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, x_global: torch.Tensor, x_local: torch.Tensor) -> torch.Tensor:
+        return self.main(torch.cat([x_global, x_local], 1))
