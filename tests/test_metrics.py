@@ -15,6 +15,16 @@ from faceedit_nb.metrics import (FeatureNet, attribute_editing_accuracy, average
                                  load_swav, mean_iou, psnr, ssim, stargan_targets)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small networks run fastest on one thread, and `make test` runs two pytest workers on two cores
+    (two threads each would oversubscribe them); restored afterwards for the worker's next test file."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def faces():
     """64 SynthFaces test images at 32 px (8 identities x 8 expressions) and their labels."""
@@ -217,3 +227,127 @@ def test_inception_and_swav_load_from_local_files_only(tmp_path):
     assert swav(x).shape == (1, 2048)
     with pytest.raises(ValueError, match="missing keys"):
         load_swav(tmp_path / "r18.pth")
+
+
+# --- the harness ----------------------------------------------------------------------------------
+# The harness is checked with small, randomly initialised real networks in the oracles' interface: every
+# assertion below is an identity that holds for any classifier (the editor's accuracy equals what the
+# same network says about the inputs, an exact edit has zero error...), computed independently here.
+
+class TinyOracles:
+    """Five small real networks (random weights, eval mode) with the methods the harness calls."""
+
+    def __init__(self, size: int):
+        from faceedit_nb.nets.classifiers import AttributeClassifier, AURegressor, VGGClassifier
+        from faceedit_nb.nets.identity import IdentityNet
+        torch.manual_seed(0)
+        self.expression = VGGClassifier(8, size, stages=((8, 1), (8, 1), (16, 1), (16, 1), (16, 1)), fc_dim=32).eval()
+        self.attributes = AttributeClassifier(13, dim=4, image_size=size).eval()
+        self.au = AURegressor(17, dim=4, image_size=size).eval()
+        self.identity = IdentityNet(16, dim=4, image_size=size).eval()
+        self.parser = torch.nn.Conv2d(3, 19, 3, padding=1).eval()
+
+    def expression_logits(self, x):
+        return self.expression(x)
+
+    def expression_features(self, x):
+        return self.expression.classifier[:-1](self.expression.features(x))
+
+    def attribute_logits(self, x):
+        return self.attributes(x)
+
+    def aus(self, x):
+        return self.au(x)
+
+    def identity_embedding(self, x):
+        return self.identity(x)
+
+    def parse(self, x):
+        return self.parser(x)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return TinyOracles(32)
+
+
+def test_identity_editor_scores_what_the_inputs_already_show(faces, tiny):
+    from faceedit_nb.metrics import evaluate, identity_editor
+    ds, b = faces
+    tab = evaluate(identity_editor, ds, tiny, protocol="expression", batch_size=24, kid_subsets=5)
+    with torch.no_grad():
+        shown = tiny.expression_logits(b["image"]).argmax(1)  # fp32 here, bf16 in the harness: compare shares
+    for t, name in enumerate(L.EXPRESSIONS):
+        assert tab.n("eea", name) == 64
+        assert tab.value("eea", name) == pytest.approx(float((shown == t).float().mean()), abs=3 / 64)
+        assert tab.value("fid_own", name) == pytest.approx(0.0, abs=1e-6)  # the edits are the real images
+        assert tab.value("id_distance", name) == pytest.approx(0.0, abs=1e-6)
+    assert tab.value("eea") == pytest.approx(1 / 8) and tab.n("eea") == 8 * 64
+    assert tab.value("eea", "real images") == pytest.approx(float((shown == b["expression"]).float().mean()), abs=3 / 64)
+    # edit error: zero for the edits to the image's own expression, the true expression change otherwise
+    own = tab.value("gt_l1", "overall") * 8 * 64
+    changes = sum(l1_error(b["image"], ds.render_targets(torch.arange(64), expression=torch.full((64,), t))["image"]).sum()
+                  for t in range(8))
+    assert own == pytest.approx(float(changes), rel=1e-4) and own > 0
+    assert tab.meta["n_edits"] == 512 and not tab.meta["skipped"]
+    md = tab.markdown(["eea", "gt_l1"])
+    assert md.splitlines()[0] == "| class | n | EEA | GT L1 |" and "| overall | 512 |" in md
+
+
+def test_ground_truth_editor_has_zero_edit_error(faces, tiny):
+    from faceedit_nb.metrics import evaluate, ground_truth_editor
+    ds, _ = faces
+    tab = evaluate(ground_truth_editor(ds), ds, tiny, protocol="expression", include_source=False, batch_size=32,
+                   kid_subsets=5)
+    assert tab.value("gt_l1") == 0 and tab.value("gt_ssim") == pytest.approx(1.0) and math.isinf(tab.value("gt_psnr"))
+    assert tab.n("eea") == 7 * 64 and tab.n("preservation_error") == 7 * 64  # own expression left out
+    assert all(tab.n("eea", name) == 56 for name in L.EXPRESSIONS)  # 8 sources per expression skipped
+    again = evaluate(ground_truth_editor(ds), ds, tiny, protocol="expression", include_source=False,
+                     batch_size=16, kid_subsets=5)  # other batches, same numbers
+    for m in ("eea", "fid_own", "kid_own", "is_own", "id_distance", "gt_miou"):
+        assert again.value(m) == pytest.approx(tab.value(m), rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize("protocol", ["attributes", "stargan", "aus", "expression_aus"])
+def test_other_protocols_targets_and_counts(faces, tiny, protocol):
+    from faceedit_nb.metrics import PROTOCOLS, evaluate, ground_truth_editor
+    ds, b = faces
+    seen = []
+
+    def recording_identity(images, source, target):
+        seen.append((source.clone(), target.clone()))
+        return images
+
+    n = 64 if protocol == "expression_aus" else 32  # the first 32 images show only 4 expressions
+    tab = evaluate(recording_identity, ds, tiny, protocol=protocol, n=n, batch_size=n, kid_subsets=5)
+    src, trg = seen[0]
+    if protocol == "attributes":
+        assert len(seen) == 13 and tab.n("attribute_accuracy") == 13 * 32
+        assert (trg[:, 0] != src[:, 0]).all()  # slot 0 flips Bald
+        assert tab.value("gt_realised", "Mustache") < 1  # SynthFaces puts no moustache on a woman
+    elif protocol == "stargan":
+        assert len(seen) == 5 and src.shape == (32, 5) and (trg[:, 0] == 1).all() and (trg[:, 1:3] == 0).all()
+    elif protocol == "aus":
+        assert len(seen) == 7 and src.shape == trg.shape == (32, 17)
+        assert not any(torch.equal(t_row, s_row) for s, t in seen for s_row, t_row in zip(s, t))  # never itself
+        assert tab.n("ed") == 7 * 32 and tab.value("ed") > 0
+    else:
+        assert len(seen) == 8 and tab.n("eea") == 8 * 64 and not tab.meta["skipped"]
+        assert all(tab.n("eea", name) == 64 for name in L.EXPRESSIONS)
+        assert tab.meta["ed_reference"] == "target AUs"
+    gt = evaluate(ground_truth_editor(ds), ds, tiny, protocol=protocol, n=n, batch_size=n, kid_subsets=5)
+    assert gt.value("gt_l1") == 0
+    assert set(tab.classes()) - {"overall", "real images"} <= set(PROTOCOLS[protocol].classes)
+
+
+def test_harness_errors_are_clear(faces, tiny):
+    from faceedit_nb.metrics import evaluate, identity_editor
+    ds, _ = faces
+    with pytest.raises(ValueError, match="unknown protocol"):
+        evaluate(identity_editor, ds, tiny, protocol="rafd")
+    with pytest.raises(ValueError, match="input's shape"):
+        evaluate(lambda x, s, t: x[:, :, :16], ds, tiny, n=8)
+    with pytest.raises(ValueError, match="non-finite"):
+        evaluate(lambda x, s, t: x * float("nan"), ds, tiny, n=8)
+    with pytest.raises(ValueError, match="n must lie in 1..64"):
+        evaluate(identity_editor, ds, tiny, n=65)

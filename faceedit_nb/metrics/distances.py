@@ -23,7 +23,7 @@ def id_distance(edited: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
     seg-hierarchical-gan.txt (Table 1: "the cosine distance of ArcFace embeddings between the synthetic
     images and their corresponding real images"). 0 for the same identity direction, up to 2."""
     a, b = _pair(edited, source, "id_distance")
-    return 1 - F.cosine_similarity(a, b, dim=1, eps=1e-8)
+    return (1 - F.cosine_similarity(a, b, dim=1, eps=1e-8)).clamp(0, 2)  # no -1e-8 from rounding
 
 
 def average_content_distance(edited: torch.Tensor, source: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,8 @@ Metrics and the networks behind them (``oracles`` from :func:`faceedit_nb.oracle
 ``fid_inception``, ``kid_inception``, ``is_inception``, ``ssfid``  the papers' own networks, only when
                         ``inception=`` / ``swav=`` weights are given
 ``gt_l1``, ``gt_psnr``, ``gt_ssim``  the edit against SynthFaces' re-render of the same face with the
-                        target (no paper could measure this); ``gt_miou``: the parsing oracle on the edit vs
+                        target (no paper could measure this); L1 and SSIM are means over edits, PSNR is
+                        that of the mean squared error (``inf`` for exact edits); ``gt_miou``: the parsing oracle on the edit vs
                         the re-render's mask; ``gt_realised`` (attribute protocols): share of targets that
                         the renderer realised exactly (SynthFaces puts no moustache on a woman)
 ======================  =================================================================================
@@ -45,7 +46,7 @@ from ..device import DEVICE, autocast
 from .classification import attribute_editing_accuracy, expression_editing_accuracy, expression_preservation_error
 from .distances import average_content_distance, expression_distance, id_distance
 from .distribution import frechet_distance, inception_score_from_logits, kernel_distance
-from .image import confusion_matrix, iou_per_class, l1_error, psnr, ssim
+from .image import confusion_matrix, iou_per_class, l1_error, ssim
 from .pretrained import load_inception, load_swav
 from .protocols import STARGAN_COLUMNS, Protocol, flip_attribute, get_protocol, stargan_targets
 from .table import EvalTable
@@ -115,7 +116,7 @@ def _donors(dataset, protocol: Protocol, n: int, n_targets: int, batch_size: int
         d = torch.randint(0, n - 1, (n, n_targets), generator=gen)
         donors = d + (d >= torch.arange(n)[:, None]).long()  # never the image itself
     else:
-        donors = torch.full((n, len(L.EXPRESSIONS)), -1, dtype=torch.long)
+        donors = torch.full((n, len(L.EXPRESSIONS)), -1, dtype=torch.long)  # -1: no test image shows it
         for e in range(len(L.EXPRESSIONS)):
             pool = (expr == e).nonzero().flatten()
             if len(pool):
@@ -296,7 +297,7 @@ def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int |
                 g = dataset.render_targets(idx[k], **{key: v[k] for key, v in s["gt"].items()})
                 y_cpu, g_img = y.cpu(), g["image"].float()
                 rec["gt_l1"].append(l1_error(y_cpu, g_img))
-                rec["gt_psnr"].append(psnr(y_cpu, g_img))
+                rec["gt_mse"].append(((y_cpu - g_img) / 2).square().flatten(1).mean(1))  # [0, 1] scale
                 rec["gt_ssim"].append(ssim(y_cpu, g_img))
                 if "target_attrs" in s:
                     rec["gt_realised"].append((g["attributes"] == s["target_attrs"][k]).all(1).float())
@@ -410,7 +411,10 @@ def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int |
 
     # ground truth
     per_class_mean("gt_l1", "gt_l1")
-    per_class_mean("gt_psnr", "gt_psnr")
+    if "gt_mse" in rec:  # PSNR of the mean MSE: a mean of per-image PSNRs is inf once one edit is exact
+        for where, m in [(P.classes[c], cls == c) for c in present] + [("overall", torch.ones_like(cls, dtype=torch.bool))]:
+            mse = rec["gt_mse"][m].double().mean()
+            table.add(where, "gt_psnr", float(10 * torch.log10(1 / mse)), int(m.sum()))
     per_class_mean("gt_ssim", "gt_ssim")
     if use_parse:
         for c in present:
@@ -419,6 +423,10 @@ def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int |
     per_class_mean("gt_realised", "gt_realised")
     seconds["statistics"] += time.perf_counter() - t
 
+    if P.name == "expression_aus":
+        for e in range(len(L.EXPRESSIONS)):
+            if (donors[:, e] < 0).all():
+                skipped.append(f"{N} edits to {L.EXPRESSIONS[e]}: no test image shows it, so no AUs to copy")
     n_edits = len(cls)
     total = time.perf_counter() - t0
     table.meta = {

@@ -26,7 +26,9 @@ def _fmt(v: float | None, floatfmt: str) -> str:
         return ""
     if math.isinf(v):
         return "inf" if v > 0 else "-inf"
-    if v != 0 and abs(v) < 0.01:
+    if abs(v) < 5e-7:  # rounding noise of a zero (FID, KID of identical sets); rows keep the exact value
+        return format(0.0, floatfmt)
+    if abs(v) < 0.01:
         return f"{v:.1e}"
     return format(v, floatfmt)
 
