@@ -1,0 +1,553 @@
+"""The training engine: the paper-specific step stays a short function in view, the engine does the rest.
+
+    from faceedit_nb.train import Trainer
+
+    tr = Trainer({"G": G, "D": D}, {"G": opt_G, "D": opt_D}, total_steps=2000, run_dir="runs/stargan")
+
+    def step(batch, i):                          # one iteration of the paper's algorithm
+        d_loss = ...
+        tr.update("D", d_loss)                   # zero_grad, backward, optimiser step, NaN check
+        ...
+        return {"D/loss": d_loss, ...}           # logged to stats.jsonl and the progress bar
+
+    tr.run(step, data_fn)                        # data_fn(i) -> batch dict; resumes if snapshots exist
+
+What the engine does (like NVlabs/stylegan2-ada-pytorch's ``training_loop``):
+
+* mixed precision: ``step_fn`` runs under bf16 autocast on CPU / fp16 AMP on CUDA (the policy of
+  :mod:`faceedit_nb.device`; ``precision="fp32"`` turns it off); :meth:`Trainer.update` runs backward
+  outside autocast and goes through one gradient scaler per optimiser (active for fp16 only);
+* learning-rate schedules: ``lr_schedule(step) -> factor`` multiplies every optimiser's initial lr
+  (:func:`linear_decay`, :func:`step_decay`, :func:`epoch_linear_decay` give the papers' schedules);
+* an optional EMA copy of any model (``ema={"G": 0.999}``), updated after each step of its optimiser;
+* a run directory ``<run_dir>/`` with ``options.json``, ``stats.jsonl`` (one line per ``log_every``
+  steps: mean losses, lr, seconds per step), sample grids ``samples-<step>.png`` and snapshots
+  ``snapshot-<step>.pt``, and a tqdm progress bar;
+* snapshots every ``snapshot_every`` steps and at the end, written to a temporary file and moved into
+  place with ``os.replace`` (a kill never leaves a half-written snapshot), holding weights, optimisers,
+  scalers, EMA models, the step and every RNG state (Python, NumPy, torch CPU and CUDA, and the torch
+  generators passed as ``generators=``) as tensors and lists, so they load with
+  ``torch.load(weights_only=True)``;
+* resume: :meth:`Trainer.run` continues from the newest snapshot in the run directory; a run killed at
+  any moment (SIGKILL included) and restarted ends with the same weights, bit for bit, as a run that
+  was never interrupted (CPU; every step's randomness must come from the saved RNGs or from the step
+  number, e.g. :func:`epoch_indices`);
+* a loss that turns NaN or infinite stops the run with :class:`NonFiniteLossError` naming the loss and
+  the step; no snapshot is written after it, so the last good one stays intact.
+
+Finished models belong in the model cache (:func:`faceedit_nb.cache.load_or_train`); the run directory
+is the place for resuming. :func:`run_dir_for` names the run of a cached model after the same config
+hash, so a notebook killed while training resumes its run the next time it asks the cache.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import device as _device
+from .cache import cache_root, canonical_json, config_hash
+
+__all__ = [
+    "Trainer", "NonFiniteLossError", "run_training", "run_dir_for", "default_outdir", "epoch_indices",
+    "constant", "linear_decay", "step_decay", "epoch_linear_decay", "count_parameters",
+]
+
+SNAPSHOT_FORMAT = 1
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or infinite; training stopped before any update or snapshot used it."""
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# --- learning-rate schedules: step -> factor of the initial learning rate ------------------------------
+def constant() -> Callable[[int], float]:
+    """No schedule."""
+    return lambda step: 1.0
+
+
+def linear_decay(total_steps: int, decay_steps: int, update_every: int = 1,
+                 official_code: bool = False) -> Callable[[int], float]:
+    """Constant, then linear decay to 0 over the last ``decay_steps`` steps, changed every ``update_every``
+    steps (StarGAN: 200k iterations, decay over the last 100k, updated every 1000).
+
+    The factor used at step ``i`` (0-based) counts the updates made after steps ``1 .. i`` that lie past
+    ``total_steps - decay_steps``, as StarGAN's ``if (i+1) % lr_update_step == 0 and (i+1) > num_iters -
+    num_iters_decay``. Note: StarGAN's code subtracts ``lr / num_iters_decay`` per update, i.e. only
+    1/1000 of the way to 0 per 1000 steps (the lr ends at 99.9 % of its start value); the paper says the
+    rate decays linearly to 0, which this schedule does (it subtracts ``lr * update_every / decay_steps``);
+    ``official_code=True`` reproduces the code's decrement instead.
+    """
+    if not 0 <= decay_steps <= total_steps or update_every < 1:
+        raise ValueError(f"need 0 <= decay_steps <= total_steps and update_every >= 1; got "
+                         f"total_steps={total_steps}, decay_steps={decay_steps}, update_every={update_every}")
+    start = total_steps - decay_steps
+    per_update = (1 if official_code else update_every) / max(1, decay_steps)
+
+    def factor(step: int) -> float:
+        done = step // update_every - start // update_every if step > start else 0  # updates after steps < i
+        return max(0.0, 1.0 - done * per_update)
+    return factor
+
+
+def step_decay(milestone: int, gamma: float = 0.1) -> Callable[[int], float]:
+    """Multiply the rate by ``gamma`` from step ``milestone`` on (AttGAN: / 10 after epoch 100 of 200)."""
+    return lambda step: gamma if step >= milestone else 1.0
+
+
+def epoch_linear_decay(steps_per_epoch: int, epochs: int, decay_epochs: int) -> Callable[[int], float]:
+    """GANimation: ``epochs`` at the initial rate, then ``decay_epochs`` epochs losing ``1/decay_epochs`` of
+    it after each (``lr -= lr0 / nepochs_decay`` at the end of every epoch past ``nepochs_no_decay``)."""
+    if steps_per_epoch < 1 or decay_epochs < 1:
+        raise ValueError("steps_per_epoch and decay_epochs must be at least 1")
+    return lambda step: max(0.0, 1.0 - max(0, step // steps_per_epoch - epochs) / decay_epochs)
+
+
+# --- stateless data order ------------------------------------------------------------------------------
+def epoch_indices(step: int, batch_size: int, n: int, seed: int = 0) -> torch.Tensor:
+    """Sample indices of batch ``step``: a fresh permutation of ``range(n)`` each epoch, seeded by
+    ``(seed, epoch)``, so the data order is a function of the step (nothing to save for resuming).
+    The last incomplete batch of an epoch is dropped (``drop_last=True``)."""
+    per_epoch = n // batch_size
+    if per_epoch < 1:
+        raise ValueError(f"batch_size {batch_size} is larger than the data set ({n} samples)")
+    epoch, k = divmod(step, per_epoch)
+    g = torch.Generator().manual_seed(int(seed) * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)[k * batch_size:(k + 1) * batch_size]
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+def default_outdir() -> Path:
+    """Where runs live unless told otherwise: ``<cache root>/runs``."""
+    return cache_root() / "runs"
+
+
+def run_dir_for(name: str, config: Any, outdir: str | os.PathLike | None = None) -> Path:
+    """``<outdir>/<name>-<config hash>``: the run directory of the model the cache stores as ``name``."""
+    return Path(outdir if outdir is not None else default_outdir()) / f"{name}-{config_hash(config)}"
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _to_device(batch: Any, dev: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(dev, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: _to_device(v, dev) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, dev) for v in batch)
+    return batch
+
+
+def _number(v: Any) -> float:
+    return float(v.detach().float().item()) if isinstance(v, torch.Tensor) else float(v)
+
+
+def _rng_state(generators: Mapping[str, torch.Generator]) -> dict:
+    version, mt, gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    return {
+        "python": {"version": version, "state": torch.tensor(mt, dtype=torch.int64), "gauss": gauss},
+        "numpy": {"name": np_name, "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
+                  "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "generators": {k: g.get_state() for k, g in generators.items()},
+    }
+
+
+def _set_rng_state(state: dict, generators: Mapping[str, torch.Generator]) -> None:
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(x) for x in py["state"].tolist()), py["gauss"]))
+    npst = state["numpy"]
+    np.random.set_state((npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"],
+                         npst["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    missing = set(generators) - set(state["generators"])
+    if missing:
+        raise KeyError(f"the snapshot holds no state for generator(s) {sorted(missing)}")
+    for k, g in generators.items():
+        g.set_state(state["generators"][k])
+
+
+# --- the engine ------------------------------------------------------------------------------------------
+class Trainer:
+    """Runs ``step_fn`` for ``total_steps`` steps with checkpointing, logging, schedules and mixed precision.
+
+    Args:
+        models: named modules (moved to ``device``); all are put in train mode while training.
+        optimizers: named optimisers over the models' parameters; :meth:`update` steps one by name.
+        total_steps: number of calls of ``step_fn`` (iterations).
+        run_dir: the run directory (created); see :func:`run_dir_for`.
+        options: JSON-able description of the run (a config dataclass or dict), written to
+            ``options.json``; resuming a run started with different options is refused.
+        lr_schedule: ``step -> factor`` of each optimiser's initial lr (one for all, or a dict by name).
+        ema: ``{model name: decay}`` of models to keep an exponential moving average of
+            (read it with :meth:`ema_model`).
+        precision: ``"auto"`` (the device policy: bf16 on CPU, fp16 on CUDA), ``"fp32"``, ``"bf16"``, ``"fp16"``.
+        seed: seeds Python, NumPy and torch when a run starts from scratch.
+        snapshot_every, log_every, sample_every: intervals in steps (0 turns sampling off).
+        keep_snapshots: how many snapshots to keep (the newest ones).
+        generators: extra torch generators whose states are saved (e.g. a data sampler's).
+        deterministic: ``torch.use_deterministic_algorithms(True)`` while running.
+        resume: continue from the newest snapshot in ``run_dir`` (default); ``False`` deletes the run's
+            snapshots and stats and starts over.
+        progress: show a tqdm progress bar.
+    """
+
+    def __init__(self, models: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer], *,
+                 total_steps: int, run_dir: str | os.PathLike, options: Any = None,
+                 lr_schedule: Callable[[int], float] | Mapping[str, Callable[[int], float]] | None = None,
+                 ema: Mapping[str, float] | None = None, precision: str = "auto", seed: int = 0,
+                 snapshot_every: int = 1000, log_every: int = 50, sample_every: int = 0, keep_snapshots: int = 2,
+                 generators: Mapping[str, torch.Generator] | None = None, deterministic: bool = False,
+                 resume: bool = True, progress: bool = True, device: torch.device | str | None = None):
+        if total_steps < 0:
+            raise ValueError(f"total_steps must be >= 0; got {total_steps}")
+        for name, every in (("snapshot_every", snapshot_every), ("log_every", log_every)):
+            if every < 1:
+                raise ValueError(f"{name} must be at least 1; got {every}")
+        if precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16'; got {precision!r}")
+        self.device = torch.device(device) if device is not None else _device.DEVICE
+        self.models = dict(models)
+        for m in self.models.values():
+            m.to(self.device)
+        self.optimizers = dict(optimizers)
+        for opt in self.optimizers.values():
+            for g in opt.param_groups:
+                g.setdefault("initial_lr", g["lr"])
+        self.total_steps, self.seed = int(total_steps), int(seed)
+        self.run_dir = Path(run_dir)
+        self.options = json.loads(canonical_json(options if options is not None else {}))
+        if lr_schedule is None or callable(lr_schedule):
+            self.lr_schedule = {k: lr_schedule for k in self.optimizers} if lr_schedule else {}
+        else:
+            unknown = set(lr_schedule) - set(self.optimizers)
+            if unknown:
+                raise KeyError(f"lr_schedule names unknown optimisers {sorted(unknown)}; have {sorted(self.optimizers)}")
+            self.lr_schedule = dict(lr_schedule)
+        self.snapshot_every, self.log_every, self.sample_every = snapshot_every, log_every, sample_every
+        self.keep_snapshots = max(1, keep_snapshots)
+        self.generators = dict(generators or {})
+        self.deterministic, self.resume, self.progress = deterministic, resume, progress
+
+        if precision == "auto":
+            self.amp_dtype = _device.autocast_dtype(self.device)
+        else:
+            self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        fp16 = self.amp_dtype == torch.float16
+        self.scalers = {k: torch.amp.GradScaler(self.device.type, enabled=fp16) for k in self.optimizers}
+
+        self.ema: dict[str, nn.Module] = {}
+        self.ema_decay = dict(ema or {})
+        self._ema_of_optimizer: dict[str, list[str]] = {k: [] for k in self.optimizers}
+        for name, decay in self.ema_decay.items():
+            if name not in self.models:
+                raise KeyError(f"ema names unknown model {name!r}; have {sorted(self.models)}")
+            if not 0.0 <= decay < 1.0:
+                raise ValueError(f"EMA decay of {name} must lie in [0, 1); got {decay}")
+            self.ema[name] = copy.deepcopy(self.models[name]).eval().requires_grad_(False)
+            params = {id(p) for p in self.models[name].parameters()}
+            owners = [k for k, opt in self.optimizers.items()
+                      if any(id(p) in params for g in opt.param_groups for p in g["params"])]
+            if not owners:
+                raise ValueError(f"no optimiser updates the parameters of {name!r}, so its EMA would never move")
+            for k in owners:
+                self._ema_of_optimizer[k].append(name)
+
+        self.step = 0
+        self.history: list[dict] = []
+        self.elapsed = 0.0
+        self._window: dict[str, list[float]] = {}
+        self._window_start = 0
+
+    # --- used inside step_fn ---------------------------------------------------------------------------
+    def autocast(self):
+        """The mixed-precision context (the engine already runs ``step_fn`` inside it)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def update(self, optimizer: str, loss: torch.Tensor, terms: Mapping[str, Any] | None = None) -> None:
+        """One optimisation step on ``loss`` with optimiser ``optimizer``: NaN/inf check, zero_grad,
+        backward (outside autocast, through the gradient scaler), step, EMA update.
+
+        ``terms`` (the named parts of ``loss``) only serve the error message when ``loss`` is not finite.
+        """
+        if optimizer not in self.optimizers:
+            raise KeyError(f"unknown optimiser {optimizer!r}; have {sorted(self.optimizers)}")
+        if not bool(torch.isfinite(loss.detach()).all()):
+            bad = {k: _number(v) for k, v in (terms or {}).items() if not math.isfinite(_number(v))}
+            self._raise_non_finite(f"{optimizer} loss", _number(loss), bad)
+        opt, scaler = self.optimizers[optimizer], self.scalers[optimizer]
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, enabled=False):
+            scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        for name in self._ema_of_optimizer[optimizer]:
+            self._update_ema(name)
+
+    def ema_model(self, name: str) -> nn.Module:
+        """The EMA copy of model ``name`` (in eval mode)."""
+        return self.ema[name]
+
+    @torch.no_grad()
+    def _update_ema(self, name: str) -> None:
+        src, dst, decay = self.models[name], self.ema[name], self.ema_decay[name]
+        ps, pd = list(src.parameters()), list(dst.parameters())
+        torch._foreach_lerp_([p.data for p in pd], [p.data for p in ps], 1.0 - decay)
+        for bs, bd in zip(src.buffers(), dst.buffers()):
+            bd.copy_(bs)
+
+    # --- state ----------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything needed to resume: weights, optimisers, scalers, EMA, step, RNG states."""
+        return {
+            "format": SNAPSHOT_FORMAT, "step": self.step, "elapsed": self.elapsed,
+            "models": {k: m.state_dict() for k, m in self.models.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "scalers": {k: s.state_dict() for k, s in self.scalers.items() if s.is_enabled()},
+            "ema": {k: m.state_dict() for k, m in self.ema.items()},
+            "rng": _rng_state(self.generators),
+        }
+
+    def load_state_dict(self, state: Mapping) -> None:
+        if state.get("format") != SNAPSHOT_FORMAT:
+            raise ValueError(f"snapshot format {state.get('format')!r} is not {SNAPSHOT_FORMAT}")
+        for group in ("models", "optimizers", "ema"):
+            want, have = set(getattr(self, group)), set(state[group])
+            if want != have:
+                raise KeyError(f"snapshot holds {group} {sorted(have)} but this trainer has {sorted(want)}")
+        for k, m in self.models.items():
+            m.load_state_dict(state["models"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.scalers.items():
+            if s.is_enabled() and k in state["scalers"]:
+                s.load_state_dict(state["scalers"][k])
+        for k, m in self.ema.items():
+            m.load_state_dict(state["ema"][k])
+        _set_rng_state(state["rng"], self.generators)
+        self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+
+    def snapshots(self) -> list[Path]:
+        """The run's snapshot files, oldest first."""
+        return sorted(self.run_dir.glob("snapshot-*.pt"))
+
+    def save_snapshot(self) -> Path:
+        path = self.run_dir / f"snapshot-{self.step:07d}.pt"
+        _atomic_save(self.state_dict(), path)
+        for old in self.snapshots()[:-self.keep_snapshots]:
+            with contextlib.suppress(FileNotFoundError):
+                old.unlink()
+        return path
+
+    def _load_latest(self) -> Path | None:
+        errors = []
+        for path in reversed(self.snapshots()):
+            try:
+                state = torch.load(path, map_location=self.device, weights_only=True)
+            except Exception as exc:  # unreadable file (e.g. copied half-way): try the previous one
+                errors.append(f"{path.name}: {type(exc).__name__}: {exc}")
+                continue
+            self.load_state_dict(state)
+            return path
+        if errors:
+            raise RuntimeError(f"no snapshot in {self.run_dir} could be read ({'; '.join(errors)}); "
+                               "delete the run directory or pass resume=False to start over")
+        return None
+
+    # --- run directory ----------------------------------------------------------------------------------
+    def _prepare_run_dir(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        opts = self.run_dir / "options.json"
+        if not self.resume:
+            for p in self.snapshots() + [self.run_dir / "stats.jsonl"] + list(self.run_dir.glob("samples-*.png")):
+                p.unlink(missing_ok=True)
+        elif opts.is_file() and self.snapshots():
+            old = json.loads(opts.read_text())
+            if old != self.options:
+                diff = sorted(k for k in set(old) | set(self.options) if old.get(k) != self.options.get(k))
+                raise ValueError(f"{self.run_dir} holds a run started with other options (differing: {diff}); "
+                                 "use another run directory, or resume=False to start this one over")
+        _atomic_write_text(opts, json.dumps(self.options, indent=2, sort_keys=True) + "\n")
+
+    def _restore_stats(self) -> None:
+        """Keep the stats lines up to the resumed step (the steps after it will be logged again)."""
+        path = self.run_dir / "stats.jsonl"
+        self.history = []
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:  # a line cut by a kill
+                    continue
+                if isinstance(row, dict) and row.get("step", math.inf) <= self.step:
+                    self.history.append(row)
+        _atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in self.history))
+
+    def _log(self, seconds: float) -> dict:
+        row = {"step": self.step}
+        row.update({k: float(np.mean(v)) for k, v in sorted(self._window.items())})
+        for k, opt in self.optimizers.items():
+            row[f"lr/{k}"] = opt.param_groups[0]["lr"]
+        row["sec_per_step"] = seconds / max(1, self.step - self._window_start)
+        row["elapsed"] = round(self.elapsed, 3)
+        self.history.append(row)
+        with open(self.run_dir / "stats.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        self._window, self._window_start = {}, self.step
+        return row
+
+    def _save_samples(self, sample_fn: Callable[[int], Any]) -> None:
+        from torchvision.utils import save_image
+        with torch.no_grad(), self.autocast():
+            out = sample_fn(self.step)
+        for m in self.models.values():
+            m.train()
+        if isinstance(out, (list, tuple)):  # columns, e.g. [input, edit 1, edit 2, ...]: one row per image
+            grid, nrow = torch.cat([o.float().cpu() for o in out], dim=3), 1
+        else:
+            grid, nrow = out.float().cpu(), 8
+        save_image((grid.clamp(-1, 1) + 1) / 2, self.run_dir / f"samples-{self.step:07d}.png", nrow=nrow,
+                   padding=0 if nrow == 1 else 2)
+
+    def _raise_non_finite(self, what: str, value: float, bad_terms: Mapping[str, float] | None = None):
+        snaps = self.snapshots()
+        kept = (f"the last good snapshot {snaps[-1].name} in {self.run_dir} is intact (rerun to resume from it)"
+                if snaps else f"no snapshot was written yet in {self.run_dir}")
+        terms = f" (non-finite terms: {', '.join(f'{k}={v}' for k, v in bad_terms.items())})" if bad_terms else ""
+        raise NonFiniteLossError(f"{what} is {value} at step {self.step}{terms}; training stopped and {kept}. "
+                                 "Lower the learning rate, check the inputs, or try precision='fp32'.")
+
+    def _apply_lr(self, step: int) -> None:
+        for k, schedule in self.lr_schedule.items():
+            f = schedule(step)
+            for g in self.optimizers[k].param_groups:
+                g["lr"] = g["initial_lr"] * f
+
+    # --- the loop ---------------------------------------------------------------------------------------
+    def run(self, step_fn: Callable[[Any, int], Mapping[str, Any]], data_fn: Callable[[int], Any],
+            sample_fn: Callable[[int], Any] | None = None) -> list[dict]:
+        """Train until ``total_steps``, resuming from the newest snapshot; returns the stats history.
+
+        ``data_fn(step)`` returns the batch of step ``step`` (tensors are moved to the device);
+        ``step_fn(batch, step)`` performs the iteration (calling :meth:`update`) and returns a dict of
+        named losses (tensors or numbers); ``sample_fn(step)`` returns images in [-1, 1] for a grid:
+        a batch, or a list of batches shown side by side (one row per image).
+        """
+        from tqdm.auto import tqdm
+
+        self._prepare_run_dir()
+        resumed = self._load_latest() if self.resume else None
+        if resumed is None:
+            _device.seed_everything(self.seed)
+            self.step, self.elapsed = 0, 0.0
+        self._restore_stats()
+        for m in self.models.values():
+            m.train()
+        was_deterministic = torch.are_deterministic_algorithms_enabled()
+        if self.deterministic:
+            torch.use_deterministic_algorithms(True)
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress,
+                   desc=self.run_dir.name, dynamic_ncols=True, leave=True)
+        self._window, self._window_start = {}, self.step
+        t_window = time.perf_counter()
+        try:
+            while self.step < self.total_steps:
+                t0 = time.perf_counter()
+                i = self.step
+                self._apply_lr(i)
+                batch = _to_device(data_fn(i), self.device)
+                with self.autocast():
+                    losses = step_fn(batch, i)
+                for k, v in (losses or {}).items():
+                    x = _number(v)
+                    if not math.isfinite(x):
+                        self._raise_non_finite(f"loss {k!r}", x)
+                    self._window.setdefault(k, []).append(x)
+                self.step = i + 1
+                self.elapsed += time.perf_counter() - t0
+                done = self.step == self.total_steps
+                if self.step % self.log_every == 0 or done:
+                    row = self._log(time.perf_counter() - t_window)
+                    t_window = time.perf_counter()
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()
+                                     if k not in ("step", "elapsed") and not k.startswith("lr/")}, refresh=False)
+                if sample_fn is not None and self.sample_every and (self.step % self.sample_every == 0 or done):
+                    self._save_samples(sample_fn)
+                if self.step % self.snapshot_every == 0 or done:
+                    self.save_snapshot()
+                bar.update(1)
+        finally:
+            bar.close()
+            if self.deterministic and not was_deterministic:
+                torch.use_deterministic_algorithms(False)
+        if self.total_steps == 0 or (self.step == self.total_steps and not self.snapshots()):
+            self.save_snapshot()
+        return self.history
+
+    def export(self) -> dict:
+        """The finished run as a dict of state dicts and stats: what :func:`faceedit_nb.cache.load_or_train`
+        stores (``{"models": ..., "ema": ..., "stats": [...], "step": n}``)."""
+        return {
+            "models": {k: {n: t.detach().cpu() for n, t in m.state_dict().items()} for k, m in self.models.items()},
+            "ema": {k: {n: t.detach().cpu() for n, t in m.state_dict().items()} for k, m in self.ema.items()},
+            "stats": [dict(r) for r in self.history], "step": self.step,
+        }
+
+
+def run_training(models: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer],
+                 step_fn: Callable[..., Mapping[str, Any]], data_fn: Callable[[int], Any], *,
+                 total_steps: int, run_dir: str | os.PathLike, sample_fn: Callable[[int], Any] | None = None,
+                 **trainer_kwargs) -> Trainer:
+    """Build a :class:`Trainer`, run it and return it. ``step_fn(trainer, batch, step)`` gets the trainer
+    first (for :meth:`Trainer.update` and the models); the other arguments are the Trainer's."""
+    trainer = Trainer(models, optimizers, total_steps=total_steps, run_dir=run_dir, **trainer_kwargs)
+    trainer.run(lambda batch, step: step_fn(trainer, batch, step), data_fn, sample_fn)
+    return trainer

@@ -1,0 +1,343 @@
+"""The training engine: schedules, data order, logging, NaN stops, snapshots, bit-exact resume after SIGKILL,
+the baselines' step functions and the model-cache integration."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from faceedit_nb import baselines as B
+from faceedit_nb import losses
+from faceedit_nb.train import (NonFiniteLossError, Trainer, epoch_indices, epoch_linear_decay, linear_decay,
+                               run_dir_for, run_training, step_decay)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, and two pytest workers then share the 2 cores without
+    oversubscription (OpenMP barriers of many tiny ops collapse when threads outnumber free cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# --- schedules against the official loops, simulated step by step ----------------------------------------
+def official_stargan_lrs(lr, num_iters, num_iters_decay, lr_update_step, paper=True):
+    """The learning rate used at each iteration by yunjey/stargan's loop (``paper``: decrement scaled so
+    that it reaches 0, as the paper describes; else the code's ``lr / num_iters_decay``)."""
+    cur, out = lr, []
+    for i in range(num_iters):
+        out.append(cur)
+        if (i + 1) % lr_update_step == 0 and (i + 1) > (num_iters - num_iters_decay):
+            cur -= lr * (lr_update_step if paper else 1) / num_iters_decay
+    return out
+
+
+@pytest.mark.parametrize("paper", [True, False])
+def test_linear_decay_matches_stargans_loop(paper):
+    want = official_stargan_lrs(1e-4, 2000, 1000, 100, paper)
+    f = linear_decay(2000, 1000, 100, official_code=not paper)
+    got = [1e-4 * f(i) for i in range(2000)]
+    assert np.allclose(got, want, rtol=0, atol=1e-12)
+    assert got[0] == 1e-4 and got[1000] == 1e-4
+    if paper:
+        assert got[-1] == pytest.approx(1e-5)  # the 10th and last update comes after the last iteration
+    else:
+        assert got[-1] == pytest.approx(1e-4 * (1 - 9 / 1000))  # the code barely decays
+
+
+def test_epoch_schedules_match_ganimation_and_attgan():
+    spe, lr = 7, 1e-4
+    cur, want = lr, []  # GANimation: lr -= lr0 / nepochs_decay after each epoch i_epoch > nepochs_no_decay
+    for i_epoch in range(1, 20 + 10 + 1):
+        want += [cur] * spe
+        if i_epoch > 20:
+            cur -= lr / 10
+    f = epoch_linear_decay(spe, 20, 10)
+    assert np.allclose([lr * f(s) for s in range(30 * spe)], want, atol=1e-15)
+    g = step_decay(100 * spe)  # AttGAN: lr_base / 10 ** (epoch // 100)
+    assert [g(s) for s in (0, 100 * spe - 1, 100 * spe, 200 * spe - 1)] == [1.0, 1.0, 0.1, 0.1]
+
+
+def test_epoch_indices_are_a_function_of_the_step():
+    n, bs = 50, 8
+    epoch = torch.cat([epoch_indices(s, bs, n, seed=3) for s in range(6)])  # 6 batches per epoch
+    assert len(epoch.unique()) == 48 and epoch.min() >= 0 and epoch.max() < n
+    assert torch.equal(epoch_indices(4, bs, n, seed=3), epoch_indices(4, bs, n, seed=3))
+    assert not torch.equal(epoch_indices(6, bs, n, seed=3)[:8], epoch_indices(0, bs, n, seed=3))  # new epoch
+    with pytest.raises(ValueError, match="larger than the data set"):
+        epoch_indices(0, 64, 10)
+
+
+# --- losses ----------------------------------------------------------------------------------------------
+def test_gradient_penalty_of_a_linear_critic_is_exact():
+    w = torch.randn(1, 3, 4, 4)
+    critic = lambda x: (x * w).flatten(1).sum(1, keepdim=True)  # noqa: E731  gradient w everywhere
+    x_hat = losses.interpolate(torch.randn(5, 3, 4, 4), torch.randn(5, 3, 4, 4))
+    assert losses.gradient_penalty(critic, x_hat).item() == pytest.approx((w.norm().item() - 1) ** 2, rel=1e-5)
+
+
+def test_classification_and_ganimation_losses():
+    logits, t = torch.randn(6, 5), torch.randint(0, 2, (6, 5)).float()
+    assert losses.attribute_bce_sum(logits, t) == pytest.approx(5 * losses.attribute_bce_mean(logits, t).item(),
+                                                                rel=1e-6)
+    assert losses.au_mse(torch.ones(4, 17), torch.zeros(4, 17)).item() == pytest.approx(0.25)  # MSE 1 / batch 4
+    m = torch.zeros(1, 1, 4, 4)
+    m[..., 1:3, 1:3] = 1  # a 2x2 square: 8 unit edges
+    assert losses.total_variation(m).item() == 8
+    assert losses.attention_mean(m).item() == 0.25
+    assert losses.l1(torch.zeros(3), torch.tensor([1.0, -2.0, 3.0])).item() == 2
+
+
+# --- the engine on a toy problem ------------------------------------------------------------------------
+def toy(tmp_path, **kw):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.2)
+    w_true = torch.tensor([[1.0, -2.0, 0.5, 3.0]])
+    data = lambda i: {"x": (x := torch.randn(32, 4, generator=torch.Generator().manual_seed(i))),  # noqa: E731
+                      "y": x @ w_true.T}
+    kw.setdefault("run_dir", tmp_path / "run")
+    kw.setdefault("progress", False)
+    tr = Trainer({"net": model}, {"opt": opt}, **kw)
+
+    def step(batch, i):
+        loss = ((tr.models["net"](batch["x"]) - batch["y"]) ** 2).mean()
+        tr.update("opt", loss, {"mse": loss})
+        return {"mse": loss}
+    return tr, step, data
+
+
+def test_engine_trains_logs_schedules_and_snapshots(tmp_path):
+    tr, step, data = toy(tmp_path, total_steps=60, log_every=10, snapshot_every=20, keep_snapshots=2,
+                         lr_schedule=step_decay(40, 0.1), options={"toy": 1}, precision="fp32", ema={"net": 0.5})
+    hist = tr.run(step, data, sample_fn=None)
+    assert [r["step"] for r in hist] == [10, 20, 30, 40, 50, 60]
+    assert hist[-1]["mse"] < hist[0]["mse"] / 10 and all(math.isfinite(r["mse"]) for r in hist)
+    assert hist[3]["lr/opt"] == pytest.approx(0.2) and hist[4]["lr/opt"] == pytest.approx(0.02)
+    run = tmp_path / "run"
+    assert json.loads((run / "options.json").read_text()) == {"toy": 1}
+    assert [json.loads(line)["step"] for line in (run / "stats.jsonl").read_text().splitlines()] == [10, 20, 30, 40, 50, 60]
+    assert [p.name for p in tr.snapshots()] == ["snapshot-0000040.pt", "snapshot-0000060.pt"]
+    snap = torch.load(run / "snapshot-0000060.pt", weights_only=True)  # no pickled code
+    assert snap["step"] == 60 and set(snap["rng"]) == {"python", "numpy", "torch", "cuda", "generators"}
+    assert torch.equal(snap["models"]["net"]["weight"], tr.models["net"].weight.detach())
+    # EMA: after the last update ema = 0.5 * ema_prev + 0.5 * w, so it lags but tracks the weights
+    ema_w, w = snap["ema"]["net"]["weight"], tr.models["net"].weight.detach()
+    assert not torch.equal(ema_w, w) and (ema_w - w).abs().max() < 0.05
+    # a finished run resumes as finished: nothing more happens
+    tr2, step2, data2 = toy(tmp_path, total_steps=60, log_every=10, snapshot_every=20, options={"toy": 1},
+                            precision="fp32", ema={"net": 0.5})
+    calls = []
+    tr2.run(lambda b, i: calls.append(i), data2)
+    assert calls == [] and tr2.step == 60 and torch.equal(tr2.models["net"].weight, w)
+
+
+def test_engine_refuses_other_options_and_starts_over_when_asked(tmp_path):
+    tr, step, data = toy(tmp_path, total_steps=4, snapshot_every=2, options={"lr": 1})
+    tr.run(step, data)
+    tr2, step2, data2 = toy(tmp_path, total_steps=4, snapshot_every=2, options={"lr": 2})
+    with pytest.raises(ValueError, match=r"other options \(differing: \['lr'\]\)"):
+        tr2.run(step2, data2)
+    tr3, step3, data3 = toy(tmp_path, total_steps=4, snapshot_every=2, options={"lr": 2}, resume=False)
+    seen = []
+    tr3.run(lambda b, i: (seen.append(i), step3(b, i))[1], data3)
+    assert seen == [0, 1, 2, 3]
+
+
+def test_rng_states_round_trip_through_a_snapshot(tmp_path):
+    g = torch.Generator().manual_seed(5)
+    tr, step, data = toy(tmp_path, total_steps=0, generators={"sampler": g})
+    random.seed(1), np.random.seed(2), torch.manual_seed(3), g.manual_seed(4)
+    state = tr.state_dict()
+    want = (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=g).item())
+    random.seed(9), np.random.seed(9), torch.manual_seed(9), g.manual_seed(9)
+    tr.load_state_dict(state)
+    assert (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=g).item()) == want
+
+
+# --- NaN stops ------------------------------------------------------------------------------------------
+def test_nan_in_an_update_stops_with_the_loss_and_step_and_keeps_the_snapshot(tmp_path):
+    tr, step, data = toy(tmp_path, total_steps=20, snapshot_every=3, precision="fp32")
+
+    def poisoned(batch, i):
+        if i == 7:
+            batch = {"x": batch["x"], "y": batch["y"] * float("nan")}
+        return step(batch, i)
+    with pytest.raises(NonFiniteLossError, match=r"opt loss is nan at step 7 \(non-finite terms: mse=nan\)") as e:
+        tr.run(poisoned, data)
+    assert "snapshot-0000006.pt" in str(e.value) and "intact" in str(e.value)
+    assert [p.name for p in tr.snapshots()] == ["snapshot-0000003.pt", "snapshot-0000006.pt"]
+    snap = torch.load(tmp_path / "run" / "snapshot-0000006.pt", weights_only=True)
+    assert snap["step"] == 6 and all(torch.isfinite(t).all() for t in snap["models"]["net"].values())
+    # rerunning without the poison resumes from step 6
+    tr2, step2, data2 = toy(tmp_path, total_steps=8, snapshot_every=3, precision="fp32")
+    seen = []
+    tr2.run(lambda b, i: (seen.append(i), step2(b, i))[1], data2)
+    assert seen == [6, 7]
+
+
+def test_a_non_finite_logged_value_is_named(tmp_path):
+    tr, step, data = toy(tmp_path, total_steps=5, snapshot_every=10)
+    with pytest.raises(NonFiniteLossError, match=r"loss 'ratio' is inf at step 2; .* no snapshot was written"):
+        tr.run(lambda b, i: {**step(b, i), "ratio": float("inf") if i == 2 else 1.0}, data)
+    assert tr.snapshots() == []
+
+
+# --- resume after SIGKILL -------------------------------------------------------------------------------
+RESUME_SCRIPT = textwrap.dedent("""
+    import sys, time
+    import torch
+    from faceedit_nb import baselines as B
+    from faceedit_nb.train import Trainer, linear_decay
+
+    run_dir, delay = sys.argv[1], float(sys.argv[2])
+    cfg = B.StarGANConfig.smoke(num_iters=24, num_iters_decay=12, lr_update_step=3, n_critic=2)
+    data = B.SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
+                               flip=True, seed=cfg.seed)
+    nets = B.build_stargan(cfg)
+    opts = {k: torch.optim.Adam(m.parameters(), lr=1e-3, betas=(0.5, 0.999)) for k, m in nets.items()}
+    tr = Trainer(nets, opts, total_steps=cfg.num_iters, run_dir=run_dir, options=cfg, ema={"G": 0.9},
+                 lr_schedule=linear_decay(24, 12, 3), snapshot_every=4, log_every=2, seed=7,
+                 deterministic=True, progress=False)
+
+    def slow_data(i):
+        time.sleep(delay)  # gives the test time to kill the run mid-way; no effect on the numbers
+        return data(i)
+    tr.run(lambda batch, i: B.stargan_step(tr, cfg, batch, i), slow_data)
+    print("finished", tr.step)
+""")
+
+
+def _train_subprocess(script: Path, run_dir: Path, delay: float) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(script), str(run_dir), str(delay)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _final_state(run_dir: Path) -> dict:
+    snaps = sorted(run_dir.glob("snapshot-*.pt"))
+    return torch.load(snaps[-1], weights_only=True)
+
+
+def _assert_same(a, b, where="state"):
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), f"{where} differs"
+    elif isinstance(a, dict):
+        assert set(a) == set(b), f"{where}: keys differ"
+        for k in a:
+            _assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"{where}: lengths differ"
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(tmp_path):
+    script = tmp_path / "train_stargan.py"
+    script.write_text(RESUME_SCRIPT)
+    straight = _train_subprocess(script, tmp_path / "straight", 0.0)
+
+    killed_dir = tmp_path / "killed"
+    proc = _train_subprocess(script, killed_dir, 0.15)
+    deadline = time.time() + 120
+    while not (killed_dir / "snapshot-0000008.pt").exists():
+        assert proc.poll() is None, f"training exited early: {proc.communicate()[1][-2000:]}"
+        assert time.time() < deadline, "no snapshot after 120 s"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert _final_state(killed_dir)["step"] < 24, "the run finished before it was killed"
+
+    resumed = _train_subprocess(script, killed_dir, 0.0)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-3000:]
+    out2, err2 = straight.communicate(timeout=300)
+    assert straight.returncode == 0, err2[-3000:]
+    assert "finished 24" in out and "finished 24" in out2
+
+    a, b = _final_state(killed_dir), _final_state(tmp_path / "straight")
+    assert a["step"] == b["step"] == 24
+    for part in ("models", "optimizers", "ema", "rng"):
+        _assert_same(a[part], b[part], part)
+    steps = [json.loads(line)["step"] for line in (killed_dir / "stats.jsonl").read_text().splitlines()]
+    assert steps == list(range(2, 25, 2))  # no step logged twice after the resume
+
+
+# --- the baselines through the engine -------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["stargan", "ganimation", "attgan"])
+def test_baseline_smoke_runs_give_finite_losses_samples_and_snapshots(tmp_path, name):
+    cfg = {"stargan": B.StarGANConfig, "ganimation": B.GANimationConfig, "attgan": B.AttGANConfig}[name].smoke()
+    train = {"stargan": B.train_stargan, "ganimation": B.train_ganimation, "attgan": B.train_attgan}[name]
+    tr = train(cfg, run_dir=tmp_path / name, progress=False)
+    keys = set().union(*(r.keys() for r in tr.history))
+    assert any(k.startswith("D/") for k in keys) and any(k.startswith("G/") for k in keys)
+    assert all(math.isfinite(v) for r in tr.history for v in r.values())
+    assert list((tmp_path / name).glob("samples-*.png")) and tr.snapshots()
+
+
+def test_stargan_difference_condition_and_attribute_domain_train(tmp_path):
+    cfg = B.StarGANConfig.smoke(domain="attributes", condition="difference", num_iters=4)
+    tr = B.train_stargan(cfg, run_dir=tmp_path / "run", progress=False)
+    assert tr.models["G"].condition == "difference" and tr.models["D"].conv2.out_channels == 5
+    assert all(math.isfinite(v) for r in tr.history for v in r.values())
+
+
+def test_stargan_step_updates_d_every_step_and_g_every_n_critic(tmp_path):
+    cfg = B.StarGANConfig.smoke()
+    nets = B.build_stargan(cfg)
+    opts = {k: torch.optim.Adam(m.parameters(), 1e-3) for k, m in nets.items()}
+    data = B.SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities)
+    g0 = {k: v.clone() for k, v in nets["G"].state_dict().items()}
+    logs = []
+    tr = run_training(nets, opts, lambda t, b, i: logs.append(B.stargan_step(t, cfg, b, i)) or logs[-1], data,
+                      total_steps=3, run_dir=tmp_path / "r", progress=False, snapshot_every=10)
+    assert [("G/loss_rec" in log) for log in logs] == [False, True, False]  # n_critic = 2 in smoke
+    assert opts["D"].state[next(iter(nets["D"].parameters()))]["step"].item() == 3
+    assert opts["G"].state[next(iter(nets["G"].parameters()))]["step"].item() == 1
+    assert any(not torch.equal(v, tr.models["G"].state_dict()[k]) for k, v in g0.items())
+    # the critic was frozen during the generator step: no stale gradients were written into it
+    assert all(p.requires_grad for p in nets["D"].parameters())
+
+
+def test_load_baseline_trains_once_then_comes_from_the_cache(tmp_path, capsys):
+    cfg = B.AttGANConfig.smoke(epochs=1)
+    first = B.load_attgan(cfg, outdir=tmp_path / "runs", progress=False, cache_dir=tmp_path / "cache")
+    assert (run_dir_for("attgan", cfg, tmp_path / "runs") / "options.json").is_file()
+    second = B.load_attgan(cfg, outdir=tmp_path / "runs", progress=False, cache_dir=tmp_path / "cache")
+    assert "[cache] loaded attgan" in capsys.readouterr().out
+    for k, v in first.nets["G"].state_dict().items():
+        assert torch.equal(v, second.nets["G"].state_dict()[k])
+    assert second.stats and second.stats[-1]["step"] == cfg.total_steps
+    x = torch.rand(2, 3, cfg.image_size, cfg.image_size) * 2 - 1
+    a = torch.randint(0, 2, (2, 13)).float()
+    with torch.no_grad():
+        assert second.editor(x, a, 1 - a).shape == x.shape
+
+
+def test_profiles_and_config_errors():
+    assert B.StarGANConfig.paper().image_size == 128 and B.StarGANConfig.cpu().d_repeat_num == 5
+    assert B.GANimationConfig.profile("cpu", batch_size=10).batch_size == 10
+    with pytest.raises(ValueError, match="unknown profile"):
+        B.AttGANConfig.profile("gpu")
+    with pytest.raises(ValueError, match="domain must be"):
+        B.StarGANConfig(domain="hair")
+    with pytest.raises(ValueError, match="batch_size 99 exceeds"):
+        B.SynthFacesBatches(32, 16, 99)
