@@ -472,6 +472,26 @@ class Trainer:
                 g["lr"] = g["initial_lr"] * f
 
     # --- the loop ---------------------------------------------------------------------------------------
+    def iterate(self, step_fn: Callable[[Any, int], Mapping[str, Any]], data_fn: Callable[[int], Any]) -> dict:
+        """One iteration: learning rates of this step, its batch on the device, ``step_fn`` under autocast,
+        NaN/inf check of the returned losses (kept for the next stats line), ``step += 1``. :meth:`run`
+        calls it in a loop and adds logging, samples and snapshots."""
+        t0 = time.perf_counter()
+        i = self.step
+        self._apply_lr(i)
+        batch = _to_device(data_fn(i), self.device)
+        with self.autocast():
+            losses = step_fn(batch, i)
+        values = {}
+        for k, v in (losses or {}).items():
+            values[k] = x = _number(v)
+            if not math.isfinite(x):
+                self._raise_non_finite(f"loss {k!r}", x)
+            self._window.setdefault(k, []).append(x)
+        self.step = i + 1
+        self.elapsed += time.perf_counter() - t0
+        return values
+
     def run(self, step_fn: Callable[[Any, int], Mapping[str, Any]], data_fn: Callable[[int], Any],
             sample_fn: Callable[[int], Any] | None = None) -> list[dict]:
         """Train until ``total_steps``, resuming from the newest snapshot; returns the stats history.
@@ -500,19 +520,7 @@ class Trainer:
         t_window = time.perf_counter()
         try:
             while self.step < self.total_steps:
-                t0 = time.perf_counter()
-                i = self.step
-                self._apply_lr(i)
-                batch = _to_device(data_fn(i), self.device)
-                with self.autocast():
-                    losses = step_fn(batch, i)
-                for k, v in (losses or {}).items():
-                    x = _number(v)
-                    if not math.isfinite(x):
-                        self._raise_non_finite(f"loss {k!r}", x)
-                    self._window.setdefault(k, []).append(x)
-                self.step = i + 1
-                self.elapsed += time.perf_counter() - t0
+                self.iterate(step_fn, data_fn)
                 done = self.step == self.total_steps
                 if self.step % self.log_every == 0 or done:
                     row = self._log(time.perf_counter() - t_window)
