@@ -241,7 +241,9 @@ class TinyOracles:
         from faceedit_nb.nets.classifiers import AttributeClassifier, AURegressor, VGGClassifier
         from faceedit_nb.nets.identity import IdentityNet
         torch.manual_seed(0)
+        self.size = size
         self.expression = VGGClassifier(8, size, stages=((8, 1), (8, 1), (16, 1), (16, 1), (16, 1)), fc_dim=32).eval()
+        self.nets = {"expression": self.expression}  # the harness takes penultimate features from it
         self.attributes = AttributeClassifier(13, dim=4, image_size=size).eval()
         self.au = AURegressor(17, dim=4, image_size=size).eval()
         self.identity = IdentityNet(16, dim=4, image_size=size).eval()
@@ -249,9 +251,6 @@ class TinyOracles:
 
     def expression_logits(self, x):
         return self.expression(x)
-
-    def expression_features(self, x):
-        return self.expression.classifier[:-1](self.expression.features(x))
 
     def attribute_logits(self, x):
         return self.attributes(x)
@@ -351,3 +350,5 @@ def test_harness_errors_are_clear(faces, tiny):
         evaluate(lambda x, s, t: x * float("nan"), ds, tiny, n=8)
     with pytest.raises(ValueError, match="n must lie in 1..64"):
         evaluate(identity_editor, ds, tiny, n=65)
+    with pytest.raises(ValueError, match="oracles measure 32 x 32"):
+        evaluate(identity_editor, SynthFaces("test", size=64, n=8), tiny)

@@ -56,24 +56,48 @@ __all__ = ["evaluate", "own_features", "OWN_FEATURES"]
 OWN_FEATURES = ("expression", "identity")
 
 
-def own_features(oracles, which: str = "expression"):
-    """The book's own FID/KID feature network: ``(fn, num_features, description)``.
+def _expression_trunk(oracles):
+    """The expression oracle's VGG network (``oracles.nets["expression"]``): ``features`` then ``classifier``,
+    whose last layer maps the penultimate features to the logits."""
+    net = getattr(oracles, "nets", {}).get("expression")
+    if net is None or not hasattr(net, "features") or not isinstance(getattr(net, "classifier", None),
+                                                                      torch.nn.Sequential):
+        raise AttributeError(f"{type(oracles).__name__} has no expression network with .features and a "
+                             f".classifier Sequential (oracles.nets['expression']) to take penultimate features "
+                             f"from; use features='identity'")
+    return net
 
-    ``"expression"``: the expression oracle's penultimate features (``oracles.expression_features``);
-    ``"identity"``: the identity oracle's embedding (``oracles.identity_embedding``).
+
+def own_features(oracles, which: str = "expression"):
+    """The book's own FID/KID feature network: ``(fn, description)``, ``fn(images) -> (B, D)``.
+
+    ``"expression"``: the expression oracle's penultimate features, the input of its last linear layer
+    (``oracles.expression_features`` if the oracles have it, else taken from ``oracles.nets["expression"]``);
+    ``"identity"``: the identity oracle's unit-norm embedding (``oracles.identity_embedding``).
     """
     if which == "expression":
         fn = getattr(oracles, "expression_features", None)
-        desc = "expression oracle, penultimate layer"
-    elif which == "identity":
-        fn = getattr(oracles, "identity_embedding", None)
-        desc = "identity oracle, embedding"
-    else:
-        raise ValueError(f"features must be one of {OWN_FEATURES}; got {which!r}")
-    if fn is None:
-        raise AttributeError(f"the oracles give no {which} features ({type(oracles).__name__} lacks the method); "
-                             f"choose features= from {OWN_FEATURES} that it has")
-    return fn, desc
+        if fn is None:
+            net = _expression_trunk(oracles)
+            fn = lambda x: net.classifier[:-1](net.features(x))  # noqa: E731
+        return fn, "expression oracle, penultimate layer"
+    if which == "identity":
+        return oracles.identity_embedding, "identity oracle, embedding"
+    raise ValueError(f"features must be one of {OWN_FEATURES}; got {which!r}")
+
+
+def _expression_and_features(oracles, which: str):
+    """``x -> (expression logits, own features)``, one pass through the expression network when the own
+    features are its penultimate layer (the logits are its last layer applied to them)."""
+    fn, _ = own_features(oracles, which)
+    if which == "expression" and not hasattr(oracles, "expression_features"):
+        last = _expression_trunk(oracles).classifier[-1]
+
+        def both(x):
+            f = fn(x)
+            return last(f), f
+        return both
+    return lambda x: (oracles.expression_logits(x), fn(x))
 
 
 def _as_net(net, loader):
@@ -209,7 +233,13 @@ def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int |
         raise ValueError(f"n must lie in 1..{len(dataset)} (the data set's size); got {n}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive; got {batch_size}")
-    feat_fn, feat_desc = own_features(oracles, features)
+    _, feat_desc = own_features(oracles, features)
+    expression_and_features = _expression_and_features(oracles, features)
+    size = getattr(oracles, "size", None)
+    if size is not None and tuple(_batch(dataset, torch.arange(1))["image"].shape[-2:]) != (size, size):
+        raise ValueError(f"the oracles measure {size} x {size} images; the data set's are "
+                         f"{tuple(_batch(dataset, torch.arange(1))['image'].shape[-2:])}. Load oracles at the "
+                         f"data set's size (load_oracles(size=...)) or build the data set at {size} px")
     inc, sw = _as_net(inception, load_inception), _as_net(swav, load_swav)
     inc = inc.to(device) if inc is not None else None
     sw = sw.to(device) if sw is not None else None
@@ -230,9 +260,8 @@ def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int |
         t = time.perf_counter()
         out = {}
         with torch.no_grad(), autocast(device, enabled=amp):
-            out["own"] = feat_fn(x)
+            out["expr"], out["own"] = expression_and_features(x)
             out["emb"] = oracles.identity_embedding(x)
-            out["expr"] = oracles.expression_logits(x)
             if attribute_targets:
                 out["attr"] = oracles.attribute_logits(x)
             if inc is not None:
@@ -266,15 +295,24 @@ def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int |
             real["expression"].append(b["expression"].long())
         if "attributes" in b and attribute_targets:
             real["attributes"].append(b["attributes"].float())
-        for s in _slots(P, b, idx, dataset, include_source, donors, aus_all, expr_all):
-            k = s["keep"].nonzero().flatten()
-            if len(k) == 0:
-                continue
+        # every (image, target) pair of this batch as one row; edited and measured batch_size rows at a time
+        slots = list(_slots(P, b, idx, dataset, include_source, donors, aus_all, expr_all))
+        keep = [s["keep"].nonzero().flatten() for s in slots]
+        rows = {"pos": torch.cat(keep)}
+        for key in slots[0]:
+            if key not in ("keep", "gt"):
+                rows[key] = torch.cat([s[key][k] for s, k in zip(slots, keep)])
+        gt_key = next(iter(slots[0]["gt"]))
+        rows["gt"] = torch.cat([s["gt"][gt_key][k] for s, k in zip(slots, keep)])
+        src_expr_all = b["expression"].long() if "expression" in b else torch.full((len(idx),), L.NO_EXPRESSION)
+        for lo in range(0, len(rows["pos"]), batch_size):
+            c = {key: v[lo:lo + batch_size] for key, v in rows.items()}
+            k = c["pos"]
             t = time.perf_counter()
-            y = _run_editor(editor, x[k], s["src"][k], s["trg"][k], idx[k], amp, device)
+            y = _run_editor(editor, x[k], c["src"], c["trg"], idx[k], amp, device)
             seconds["editor"] += time.perf_counter() - t
             e = nets(y, edited=True)
-            rec["cls"].append(s["cls"][k])
+            rec["cls"].append(c["cls"])
             rec["own"].append(e["own"])
             rec["expr"].append(e["expr"])
             rec["id_distance"].append(id_distance(e["emb"], r["emb"][k]))
@@ -282,25 +320,24 @@ def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int |
             for key in ("inc", "inc_logits", "swav"):
                 if key in e:
                     rec[key].append(e[key])
-            if "target_expr" in s:
-                rec["target_expr"].append(s["target_expr"][k])
-                src_expr = b["expression"].long()[k] if "expression" in b else torch.full((len(k),), -1)
-                rec["source_expr"].append(src_expr)
-            if "target_attrs" in s:
+            if "target_expr" in c:
+                rec["target_expr"].append(c["target_expr"])
+                rec["source_expr"].append(src_expr_all[k])
+            if "target_attrs" in c:
                 rec["attr"].append(e["attr"])
-                rec["target_attrs"].append(s["target_attrs"][k])
-                rec["edited"].append(s["edited"][k])
-            if "target_aus" in s:
-                rec["ed"].append(expression_distance(e["aus"], s["target_aus"][k]))
+                rec["target_attrs"].append(c["target_attrs"])
+                rec["edited"].append(c["edited"])
+            if "target_aus" in c:
+                rec["ed"].append(expression_distance(e["aus"], c["target_aus"]))
             if has_gt:
                 t = time.perf_counter()
-                g = dataset.render_targets(idx[k], **{key: v[k] for key, v in s["gt"].items()})
+                g = dataset.render_targets(idx[k], **{gt_key: c["gt"]})
                 y_cpu, g_img = y.cpu(), g["image"].float()
                 rec["gt_l1"].append(l1_error(y_cpu, g_img))
                 rec["gt_mse"].append(((y_cpu - g_img) / 2).square().flatten(1).mean(1))  # [0, 1] scale
                 rec["gt_ssim"].append(ssim(y_cpu, g_img))
-                if "target_attrs" in s:
-                    rec["gt_realised"].append((g["attributes"] == s["target_attrs"][k]).all(1).float())
+                if "target_attrs" in c:
+                    rec["gt_realised"].append((g["attributes"] == c["target_attrs"]).all(1).float())
                 if P.name == "expression":
                     rec["ed"].append(expression_distance(e["aus"], g["aus"].float()))
                 if use_parse:
@@ -308,9 +345,9 @@ def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int |
                     if logits.shape[-2:] != g["mask"].shape[-2:]:
                         logits = F.interpolate(logits, size=g["mask"].shape[-2:], mode="bilinear", align_corners=False)
                     pred = logits.argmax(1)
-                    for c in s["cls"][k].unique():
-                        m = s["cls"][k] == c
-                        confusion[c] += confusion_matrix(pred[m], g["mask"][m], len(L.PARSING_CLASSES))
+                    for cl in c["cls"].unique():
+                        m = c["cls"] == cl
+                        confusion[cl] += confusion_matrix(pred[m], g["mask"][m], len(L.PARSING_CLASSES))
                 seconds["ground truth"] += time.perf_counter() - t
 
     real = {k: torch.cat(v) for k, v in real.items()}
