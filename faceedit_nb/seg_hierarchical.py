@@ -21,8 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import labels as L
+from . import losses
+from .baselines import frozen
 from .nets import hierarchical as H
 from .nets import stargan
+from .train import Trainer
 
 
 @dataclass
@@ -161,14 +164,6 @@ def _branches(model: HierarchicalGAN, real: dict, fake: dict):
         yield H.PARTS[p], cfg.lambda_local, model.D_parts[p], real["parts"][:, p], fake["parts_out"][:, p]
 
 
-def _gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    alpha = torch.rand(real.size(0), 1, 1, 1, device=real.device)
-    x = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-    out, _ = D(x)
-    g, = torch.autograd.grad(out.sum(), x, create_graph=True)
-    return ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
-
-
 def discriminator_loss(model: HierarchicalGAN, real: dict, fake: dict, label_src: torch.Tensor) -> dict:
     """Critic losses of every branch: WGAN-GP adversarial term + λ_cls CE on real images (Eq. 5-6)."""
     cfg = model.cfg
@@ -176,18 +171,17 @@ def discriminator_loss(model: HierarchicalGAN, real: dict, fake: dict, label_src
     for name, lam, D, x_real, x_fake in _branches(model, real, fake):
         x_fake = x_fake.detach()
         out_real, cls_real = D(x_real)
-        out_fake, _ = D(x_fake)
-        adv = out_fake.mean() - out_real.mean()
-        cls = F.cross_entropy(cls_real, label_src)
-        gp = _gradient_penalty(D, x_real, x_fake)
-        loss = adv + cfg.lambda_cls * cls + cfg.lambda_gp * gp
+        d_real, d_fake = losses.wgan_critic_loss(out_real, D(x_fake)[0])
+        cls = losses.expression_ce(cls_real, label_src)
+        gp = losses.gradient_penalty(D, losses.interpolate(x_real.detach(), x_fake))
+        loss = d_real + d_fake + cfg.lambda_cls * cls + cfg.lambda_gp * gp
         terms[f"D/{name}"] = loss.detach()
         total = total + lam * loss
     return {"loss": total, **terms}
 
 
 def generator_loss(model: HierarchicalGAN, real: dict, fake: dict, recon: dict, label_trg: torch.Tensor) -> dict:
-    """Eq. 8: Σ_p λ_p (adversarial + λ_cls classification + λ_rec cycle reconstruction)."""
+    """Eq. 8: Σ_p λ_p (adversarial + λ_cls classification + λ_rec cycle reconstruction (Eq. 7))."""
     cfg = model.cfg
     rec_of = {"global": (recon["global"], real["image"]), "fusion": (recon["out"], real["image"])}
     for p in cfg.active_parts:
@@ -195,19 +189,16 @@ def generator_loss(model: HierarchicalGAN, real: dict, fake: dict, recon: dict, 
     terms, total = {}, 0.0
     for name, lam, D, _, x_fake in _branches(model, real, fake):
         out_fake, cls_fake = D(x_fake)
-        adv = -out_fake.mean()
-        cls = F.cross_entropy(cls_fake, label_trg)
-        rec = (rec_of[name][0] - rec_of[name][1]).abs().mean()
-        loss = adv + cfg.lambda_cls * cls + cfg.lambda_rec * rec
+        loss = (losses.wgan_generator_loss(out_fake) + cfg.lambda_cls * losses.expression_ce(cls_fake, label_trg)
+                + cfg.lambda_rec * losses.l1(*rec_of[name]))
         terms[f"G/{name}"] = loss.detach()
         total = total + lam * loss
     return {"loss": total, **terms}
 
 
-def real_inputs(model: HierarchicalGAN, images: torch.Tensor, fake: dict) -> dict:
-    """The real counterparts the discriminators see: the image and its parts, cut like the fakes'."""
-    parts = fake["parts_in"]
-    return {"image": images, "parts": parts.detach()}
+def real_inputs(images: torch.Tensor, fake: dict) -> dict:
+    """What the discriminators see as real: the image, and its parts cut exactly as for the fakes."""
+    return {"image": images, "parts": fake["parts_in"]}
 
 
 def parameter_groups(model: HierarchicalGAN) -> dict[str, list[dict]]:
@@ -218,6 +209,31 @@ def parameter_groups(model: HierarchicalGAN) -> dict[str, list[dict]]:
         g.append({"params": list(model.parser.parameters()), "lr": cfg.parser_lr})
     d = [{"params": [p for m in model.discriminator_modules() for p in m.parameters()], "lr": cfg.lr}]
     return {"G": g, "D": d}
+
+
+def hierarchical_step(tr: Trainer, cfg: HierarchicalConfig, batch: dict, i: int) -> dict:
+    """One iteration: a critic step on every branch and, every ``n_critic`` iterations, a generator step
+    whose local and fusion losses also reach the parser when end-to-end (Eq. 9). Targets: a random
+    permutation of the batch's expressions, as StarGAN."""
+    model = tr.models["model"]
+    x, label_src = batch["image"], batch["expression"]
+    label_trg = label_src[torch.randperm(len(label_src)).to(label_src.device)]
+    c_src, c_trg = F.one_hot(label_src, cfg.c_dim).float(), F.one_hot(label_trg, cfg.c_dim).float()
+    landmarks = batch.get("landmarks")
+    with torch.no_grad():
+        fake = model.translate(x, c_trg, landmarks=landmarks)
+    d = discriminator_loss(model, real_inputs(x, fake), fake, label_src)
+    log = {k: v for k, v in d.items() if k != "loss"}
+    log["parts_missing"] = float(fake["missing"])
+    tr.update("D", d["loss"], log)
+    if (i + 1) % cfg.n_critic == 0:
+        with frozen(*model.discriminator_modules()):
+            fake = model.translate(x, c_trg, landmarks=landmarks)
+            g = generator_loss(model, real_inputs(x, fake), fake, model.reconstruct(fake, c_src), label_trg)
+            g_log = {k: v for k, v in g.items() if k != "loss"}
+            tr.update("G", g["loss"], g_log)
+        log.update(g_log)
+    return log
 
 
 def config_for(profile: str, **overrides) -> HierarchicalConfig:
