@@ -1,7 +1,7 @@
 """The pieces of Bodur et al.'s hierarchical GAN that are not StarGAN (seg-hierarchical-gan.txt, Sec. 3).
 
-* :func:`part_masks`: the 4 local parts (left eye + brow, right eye + brow, nose, mouth + lips) as soft
-  masks from a parser's tempered softmax over the 19 classes (Eq. 1, then summing the classes of a part).
+* :func:`hard_part_masks`: the 4 local parts (left eye + brow, right eye + brow, nose, mouth + lips) of a
+  label map; a parser's soft masks (Eq. 1) come from :func:`faceedit_nb.nets.parsing.soft_part_masks`.
 * :func:`extract_parts`: ``x_p = M_p * x`` (Eq. 2), each part cropped to its content and resized to the
   local generators' input size, differentiably (gradients reach the parser through ``M_p``).
 * :func:`stitch_parts`: the translated parts placed back, centred at their original location, giving
@@ -28,15 +28,6 @@ PART_CLASSES = tuple(tuple(i for i in range(len(L.PARSING_CLASSES)) if int(L.TO_
 PART_LANDMARKS = (tuple(range(22, 27)) + tuple(range(42, 48)),  # subject's left brow + eye (image right)
                   tuple(range(17, 22)) + tuple(range(36, 42)),  # subject's right brow + eye (image left)
                   tuple(range(27, 36)), tuple(range(48, 68)))
-
-
-def part_masks(probabilities: torch.Tensor) -> torch.Tensor:
-    """Soft masks of the 4 local parts (B, 4, H, W) from per-class probabilities (B, 19, H, W).
-
-    The eye regions comprise the eye and eyebrow classes; the mouth region the lips and the inner mouth
-    (Sec. 3.1). Feed it the tempered softmax of the parser's logits (Eq. 1) to keep gradients.
-    """
-    return torch.stack([probabilities[:, list(cls)].sum(1) for cls in PART_CLASSES], 1)
 
 
 def hard_part_masks(mask: torch.Tensor) -> torch.Tensor:
