@@ -315,14 +315,14 @@ def test_ground_truth_editor_has_zero_edit_error(faces, tiny):
     from faceedit_nb.metrics import evaluate, ground_truth_editor
     ds, _ = faces
     tab = evaluate(ground_truth_editor(ds), ds, tiny, protocol="expression", include_source=False, batch_size=32,
-                   kid_subsets=5)
+                   kid_subsets=5, amp=False)  # fp32: bf16 kernels differ slightly with the batch size
     assert tab.value("gt_l1") == 0 and tab.value("gt_ssim") == pytest.approx(1.0) and math.isinf(tab.value("gt_psnr"))
     assert tab.n("eea") == 7 * 64 and tab.n("preservation_error") == 7 * 64  # own expression left out
     assert all(tab.n("eea", name) == 56 for name in L.EXPRESSIONS)  # 8 sources per expression skipped
     again = evaluate(ground_truth_editor(ds), ds, tiny, protocol="expression", include_source=False,
-                     batch_size=16, kid_subsets=5)  # other batches, same numbers
+                     batch_size=16, kid_subsets=5, amp=False)  # other batches, same numbers
     for m in ("eea", "fid_own", "kid_own", "is_own", "id_distance", "gt_miou"):
-        assert again.value(m) == pytest.approx(tab.value(m), rel=1e-4, abs=1e-6)
+        assert again.value(m) == pytest.approx(tab.value(m), rel=1e-4, abs=1e-6), m
 
 
 @pytest.mark.parametrize("protocol", ["attributes", "stargan", "aus", "expression_aus"])

@@ -77,20 +77,27 @@ def kernel_distance(real: torch.Tensor, fake: torch.Tensor, subsets: int = 100, 
                     seed: int = 0) -> tuple[float, float]:
     """KID (Binkowski et al. 2018): the unbiased squared MMD with the cubic polynomial kernel
     ``(x.y / D + 1)^3``, averaged over ``subsets`` random subsets of ``min(subset_size, N_real, N_fake)``
-    samples (torchmetrics); returns mean and standard deviation. Unbiased: about 0 (it can be slightly
-    negative) when both sets come from one distribution, whatever their size. Seeded: the same inputs
-    give the same number."""
+    samples (torchmetrics, in float64); returns mean and standard deviation over subsets. When both sets
+    are no larger than a subset, every subset is the whole of both and one is computed (std 0).
+
+    Unbiased for *independent* samples: about 0 (it can be slightly negative) when both come from one
+    distribution, whatever their size. Edits of the test images are not independent of them: a fake set
+    that contains real images themselves (an editor that leaves some faces unchanged) gets a negative
+    KID. The kernel assumes features of order 1 (as Inception's are); scale other features first.
+    Seeded: the same inputs give the same number."""
     _check(real, fake, "KID")
     size = min(subset_size, len(real), len(fake))
+    if size >= len(real) and size >= len(fake):
+        subsets = 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "KID will save all extracted features in buffer"
         metric = KernelInceptionDistance(feature=Precomputed(real.shape[1]), subsets=subsets, subset_size=size)
-    metric.update(real.double(), real=True)
+    metric.update(real.double(), real=True)  # float32 loses the near-zero values to cancellation
     metric.update(fake.double(), real=False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         mean, std = metric.compute()
-    return float(mean), float(std)
+    return float(mean), 0.0 if subsets == 1 else float(std)
 
 
 def inception_score_from_logits(logits: torch.Tensor, splits: int = 10, seed: int = 0) -> tuple[float, float]:

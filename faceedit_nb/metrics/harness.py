@@ -18,7 +18,8 @@ Metrics and the networks behind them (``oracles`` from :func:`faceedit_nb.oracle
 ``ed``                  L2 distance of AU-oracle AUs of the edit to the target AUs (AU protocols), or to the
                         ground-truth re-render's AUs (expression protocol on SynthFaces)
 ``fid_own``, ``kid_own``  FID / KID on the own feature network (default: the expression oracle's
-                        penultimate features), real test images vs edits, per class and pooled;
+                        penultimate features, divided by their root mean square over the real test
+                        images), real test images vs edits, per class and pooled;
                         ``fid_own_class_mean`` is SeCGAN's average of the per-class values
 ``is_own``              Inception-Score formula on the expression oracle's softmax (10 splits)
 ``fid_inception``, ``kid_inception``, ``is_inception``, ``ssfid``  the papers' own networks, only when
@@ -74,6 +75,7 @@ def own_features(oracles, which: str = "expression"):
     ``"expression"``: the expression oracle's penultimate features, the input of its last linear layer
     (``oracles.expression_features`` if the oracles have it, else taken from ``oracles.nets["expression"]``);
     ``"identity"``: the identity oracle's unit-norm embedding (``oracles.identity_embedding``).
+    :func:`evaluate` divides them by their root mean square over the real test images before FID / KID.
     """
     if which == "expression":
         fn = getattr(oracles, "expression_features", None)
@@ -244,7 +246,7 @@ def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int |
     inc = inc.to(device) if inc is not None else None
     sw = sw.to(device) if sw is not None else None
     has_gt = hasattr(dataset, "render_targets")
-    use_parse = parse and has_gt and hasattr(oracles, "parse")
+    use_parse = parse and has_gt and hasattr(oracles, "parse") and getattr(oracles, "nets", {}).get("parser", 1) is not None
     expression_targets = P.label in ("expression", "aus")
     attribute_targets = P.label in ("attributes", "stargan")
     gen = torch.Generator().manual_seed(seed)
@@ -298,7 +300,7 @@ def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int |
         # every (image, target) pair of this batch as one row; edited and measured batch_size rows at a time
         slots = list(_slots(P, b, idx, dataset, include_source, donors, aus_all, expr_all))
         keep = [s["keep"].nonzero().flatten() for s in slots]
-        rows = {"pos": torch.cat(keep)}
+        rows = {"pos": torch.cat(keep), "slot": torch.cat([torch.full((len(k),), j) for j, k in enumerate(keep)])}
         for key in slots[0]:
             if key not in ("keep", "gt"):
                 rows[key] = torch.cat([s[key][k] for s, k in zip(slots, keep)])
@@ -312,6 +314,7 @@ def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int |
             y = _run_editor(editor, x[k], c["src"], c["trg"], idx[k], amp, device)
             seconds["editor"] += time.perf_counter() - t
             e = nets(y, edited=True)
+            rec["order"].append(c["slot"] * N + idx[k])  # canonical row order, whatever the batch size
             rec["cls"].append(c["cls"])
             rec["own"].append(e["own"])
             rec["expr"].append(e["expr"])
@@ -352,6 +355,12 @@ def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int |
 
     real = {k: torch.cat(v) for k, v in real.items()}
     rec = {k: torch.cat(v) for k, v in rec.items()}
+    order = rec.pop("order").argsort()  # target by target, image by image: KID / IS subsets do not
+    rec = {k: v[order] for k, v in rec.items()}  # depend on the batch size
+    # own features in units of their root mean square over the real test images (one constant, the same
+    # for real and edited images): entries of order 1, as the KID kernel assumes and Inception's are
+    own_scale = float(real["own"].square().mean().sqrt().clamp(min=1e-12))
+    real["own"], rec["own"] = real["own"] / own_scale, rec["own"] / own_scale
     t = time.perf_counter()
     table = EvalTable()
     skipped = []
@@ -470,7 +479,7 @@ def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int |
         "protocol": P.name, "protocol_summary": P.summary, "editor": getattr(editor, "__name__", repr(editor)),
         "n_images": N, "n_edits": n_edits, "include_source": include_source,
         "n_targets": n_targets if P.name == "aus" else None, "seed": seed,
-        "own_features": feat_desc, "inception": None if inc is None else inc.flavour,
+        "own_features": feat_desc, "own_feature_scale": own_scale, "inception": None if inc is None else inc.flavour,
         "swav": sw is not None, "ground_truth": has_gt, "amp": amp, "device": str(device),
         "ed_reference": ("target AUs" if P.label == "aus" else
                          "ground-truth re-render's AUs" if P.name == "expression" and has_gt else None),
