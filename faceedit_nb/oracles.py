@@ -327,6 +327,7 @@ def _batches(n: int, batch_size: int, gen: torch.Generator):
             yield perm[torch.randint(n, (batch_size,), generator=gen)]
 
 
+@torch.enable_grad()  # trains even when a notebook has turned gradients off
 def _fit(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
          images: torch.Tensor, cfg: OracleConfig, extra: nn.Module | None = None,
          augment: Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor] | None = None,

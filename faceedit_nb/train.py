@@ -492,6 +492,7 @@ class Trainer:
         self.elapsed += time.perf_counter() - t0
         return values
 
+    @torch.enable_grad()  # trains even when a notebook has turned gradients off
     def run(self, step_fn: Callable[[Any, int], Mapping[str, Any]], data_fn: Callable[[int], Any],
             sample_fn: Callable[[int], Any] | None = None) -> list[dict]:
         """Train until ``total_steps``, resuming from the newest snapshot; returns the stats history.

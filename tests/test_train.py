@@ -341,3 +341,16 @@ def test_profiles_and_config_errors():
         B.StarGANConfig(domain="hair")
     with pytest.raises(ValueError, match="batch_size 99 exceeds"):
         B.SynthFacesBatches(32, 16, 99)
+
+
+def test_training_runs_with_gradients_turned_off_by_the_caller(tmp_path):
+    """Notebooks call torch.set_grad_enabled(False) for their figures; training must still work."""
+    from faceedit_nb.nets import parsing
+    from faceedit_nb.data import SynthFaces
+    torch.set_grad_enabled(False)
+    try:
+        model = parsing.UNet(base=4, depth=2)
+        history = parsing.train_parser(model, SynthFaces("train", size=32, n=16), steps=2, batch_size=4)
+        assert len(history) == 2 and all(h == h for h in history)
+    finally:
+        torch.set_grad_enabled(True)

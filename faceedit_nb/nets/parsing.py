@@ -433,6 +433,7 @@ def poly_lr(step: int, steps: int, warmup: int, power: float = 0.9) -> float:
     return (1 - (step - warmup) / max(1, steps - warmup)) ** power
 
 
+@torch.enable_grad()  # trains even when a notebook has turned gradients off
 def train_parser(model: nn.Module, dataset, steps: int, *, batch_size: int = 32, lr: float = 2e-3,
                  optimizer: str = "adam", weight_decay: float = 1e-4, loss: str = "ohem", flip: bool = True,
                  warmup: int | None = None, seed: int = 0, device: torch.device | str | None = None,
