@@ -303,8 +303,8 @@ def test_identity_editor_scores_what_the_inputs_already_show(faces, tiny):
     assert tab.value("eea", "real images") == pytest.approx(float((shown == b["expression"]).float().mean()), abs=1e-6)
     # edit error: zero for the edits to the image's own expression, the true expression change otherwise
     own = tab.value("gt_l1", "overall") * 8 * 64
-    changes = sum(l1_error(b["image"], ds.render_targets(torch.arange(64), expression=torch.full((64,), t))["image"]).sum()
-                  for t in range(8))
+    changes = sum(l1_error(b["image"], ds.render_targets(torch.arange(64), expression=torch.full((64,), t))["image"])
+                  .sum() for t in range(8))
     assert own == pytest.approx(float(changes), rel=1e-4) and own > 0
     assert tab.meta["n_edits"] == 512 and not tab.meta["skipped"]
     md = tab.markdown(["eea", "gt_l1"])

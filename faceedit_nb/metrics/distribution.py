@@ -57,7 +57,8 @@ def _check(real: torch.Tensor, fake: torch.Tensor, what: str, min_n: int = 2):
         raise ValueError(f"{what}: expected (N, D) real and fake features with the same D; got {tuple(real.shape)} "
                          f"and {tuple(fake.shape)}")
     if len(real) < min_n or len(fake) < min_n:
-        raise ValueError(f"{what} needs at least {min_n} real and {min_n} fake samples; got {len(real)} and {len(fake)}")
+        raise ValueError(f"{what} needs at least {min_n} real and {min_n} fake samples; "
+                         f"got {len(real)} and {len(fake)}")
 
 
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
