@@ -16,9 +16,11 @@ memory once (the same batches for every variant, so data loading is not measured
 the generator's graph; StarGAN and GANimation also compute the critic's weight gradients in generator
 steps; the official critic depth, 6 layers for StarGAN / GANimation whatever the image size) and times it
 against the engine's path (bf16 autocast on CPU, fakes under no_grad, frozen critic in generator steps,
-critic depth log2(size) - 1). ``--same-depth`` gives the engine the official depth too. The variants run
+real and fake images in one critic pass, fused Adam, critic depth log2(size) - 1). ``--same-depth`` gives the engine the official depth too. The variants run
 in alternating blocks of ``--block`` iterations and the script reports the median block time of each, so a
 load that drifts during the run affects both alike; it prints the machine's load average before and after.
+On a shared machine also read the CPU time per iteration: with ``--threads 1`` it barely depends on what
+else runs (with 2 threads it includes OpenMP's spin-waiting).
 """
 from __future__ import annotations
 
@@ -35,6 +37,10 @@ from faceedit_nb import baselines as B
 from faceedit_nb import losses
 from faceedit_nb.nets import stargan
 from faceedit_nb.train import Trainer
+
+
+# The official StarGAN loop measured on this machine at the benchmark's default settings (shared spec).
+OFFICIAL_BAR = {("stargan", 64, 32, 16, 5): 0.5}
 
 
 # --- configurations --------------------------------------------------------------------------------------
@@ -61,9 +67,11 @@ def make_data(cfg, model: str):
 
 BUILD = {"stargan": B.build_stargan, "ganimation": B.build_ganimation, "attgan": B.build_attgan}
 STEP = {"stargan": B.stargan_step, "ganimation": B.ganimation_step, "attgan": B.attgan_step}
+OPTIMIZERS = {"stargan": B.stargan_optimizers, "ganimation": B.ganimation_optimizers, "attgan": B.attgan_optimizers}
 
 
-def adam(cfg, nets):
+def official_adam(cfg, nets):
+    """torch.optim.Adam with its defaults, as the official repositories create it."""
     lr = getattr(cfg, "g_lr", getattr(cfg, "lr_G", getattr(cfg, "lr", 1e-4)))
     return {k: torch.optim.Adam(m.parameters(), lr=lr, betas=(cfg.beta1, cfg.beta2)) for k, m in nets.items()}
 
@@ -76,17 +84,17 @@ class Engine:
         self.cfg = make_config(args, same_depth)
         self.data = make_data(self.cfg, args.model)
         nets = BUILD[args.model](self.cfg)
-        self.tr = Trainer(nets, adam(self.cfg, nets), total_steps=0, run_dir=tempfile.mkdtemp(prefix="bench-"),
+        self.tr = Trainer(nets, OPTIMIZERS[args.model](self.cfg, nets), total_steps=0, run_dir=tempfile.mkdtemp(prefix="bench-"),
                           precision=precision, progress=False)
         for m in nets.values():
             m.train()
         self.step_fn = STEP[args.model]
 
-    def run(self, n: int) -> float:
-        t = time.perf_counter()
+    def run(self, n: int) -> tuple[float, float]:
+        t, c = time.perf_counter(), time.process_time()
         for _ in range(n):
             self.tr.iterate(lambda batch, i: self.step_fn(self.tr, self.cfg, batch, i), self.data)
-        return time.perf_counter() - t
+        return time.perf_counter() - t, time.process_time() - c
 
 
 # --- the official loops, re-enacted -------------------------------------------------------------------
@@ -98,15 +106,15 @@ class Official:
         self.cfg = make_config(args, same_depth=args.model != "attgan")
         self.data = make_data(self.cfg, args.model)
         self.nets = BUILD[args.model](self.cfg)
-        self.opts = adam(self.cfg, self.nets)
+        self.opts = official_adam(self.cfg, self.nets)
         self.i = 0
 
-    def run(self, n: int) -> float:
-        t = time.perf_counter()
+    def run(self, n: int) -> tuple[float, float]:
+        t, c = time.perf_counter(), time.process_time()
         for _ in range(n):
             getattr(self, self.args.model)(self.data(self.i), self.i)
             self.i += 1
-        return time.perf_counter() - t
+        return time.perf_counter() - t, time.process_time() - c
 
     def reset_grad(self):
         for o in self.opts.values():
@@ -213,8 +221,8 @@ class Official:
 
 
 # --- timing -------------------------------------------------------------------------------------------
-def timed(variants: dict, args) -> dict[str, float]:
-    """Median seconds per iteration of each variant, run in alternating blocks after a warm-up."""
+def timed(variants: dict, args) -> dict[str, tuple[float, float]]:
+    """Median wall and CPU seconds per iteration of each variant, run in alternating blocks after a warm-up."""
     period = args.n_critic + (1 if args.model == "attgan" else 0)
     block = max(period, args.block - args.block % period)
     warm = 2 * period
@@ -224,9 +232,15 @@ def timed(variants: dict, args) -> dict[str, float]:
     done = 0
     while done < args.iters:
         for k, v in variants.items():
-            blocks[k].append(v.run(block) / block)
+            wall, cpu = v.run(block)
+            blocks[k].append((wall / block, cpu / block))
         done += block
-    return {k: statistics.median(b) for k, b in blocks.items()}
+    return {k: (statistics.median(w for w, _ in b), statistics.median(c for _, c in b)) for k, b in blocks.items()}
+
+
+def report(result: dict[str, tuple[float, float]], batch_size: int) -> None:
+    for k, (wall, cpu) in result.items():
+        print(f"{k}: {wall:.3f} s/iter ({batch_size / wall:.1f} images/s), CPU time {cpu:.3f} s/iter")
 
 
 def load() -> str:
@@ -256,20 +270,24 @@ def main(argv=None):
     print("before:", load())
     if args.mode == "single":
         result = timed({"engine": Engine(args, args.precision, args.same_depth)}, args)
-        sec = result["engine"]
+        report(result, args.batch_size)
+        sec, cpu = result["engine"]
     elif args.mode == "precision":
         result = timed({"fp32": Engine(args, "fp32", args.same_depth), "bf16": Engine(args, "bf16", args.same_depth)},
                        args)
-        for k, s in result.items():
-            print(f"{k}: {s:.3f} s/iter, {args.batch_size / s:.1f} images/s")
-        print(f"fp32/bf16 = {result['fp32'] / result['bf16']:.2f}")
-        sec = result["bf16"]
+        report(result, args.batch_size)
+        print(f"fp32/bf16 = {result['fp32'][0] / result['bf16'][0]:.2f} (wall), "
+              f"{result['fp32'][1] / result['bf16'][1]:.2f} (CPU time)")
+        sec, cpu = result["bf16"]
     else:
         result = timed({"official": Official(args), "engine": Engine(args, args.precision, args.same_depth)}, args)
-        for k, s in result.items():
-            print(f"{k}: {s:.3f} s/iter, {args.batch_size / s:.1f} images/s")
-        print(f"official/engine = {result['official'] / result['engine']:.2f}x")
-        sec = result["engine"]
+        report(result, args.batch_size)
+        print(f"official/engine = {result['official'][0] / result['engine'][0]:.2f}x (wall), "
+              f"{result['official'][1] / result['engine'][1]:.2f}x (CPU time)")
+        sec, cpu = result["engine"]
+    bar = OFFICIAL_BAR.get((args.model, args.image_size, args.conv_dim, args.batch_size, args.n_critic))
+    if bar:
+        print(f"ratio to the official loop's {bar} s/iter bar: {bar / sec:.2f}x (goal: >= 2)")
     print("after: ", load())
     print(f"sec_per_iter={sec:.4f}")
 

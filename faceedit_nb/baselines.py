@@ -12,8 +12,10 @@ loop, a short function on top of :class:`faceedit_nb.train.Trainer`), ``train_*`
 
 Speed (see benchmarks/train_step.py): the critic's fakes are made under ``no_grad`` and the critic is
 frozen during generator steps (the official code builds both graphs and throws the gradients away:
-same numbers, less work), the step runs under bf16 autocast on CPU, and the critic's depth follows the
-image size (:func:`faceedit_nb.nets.stargan.default_d_repeat`: the paper's 6 layers at 128 px).
+same numbers, less work), real and fake images go through the critic in one pass
+(:func:`critic_real_fake`), Adam uses its fused kernel, the step runs under bf16 autocast on CPU, and
+the critic's depth follows the image size (:func:`faceedit_nb.nets.stargan.default_d_repeat`: the
+paper's 6 layers at 128 px).
 """
 from __future__ import annotations
 
@@ -35,10 +37,11 @@ from .nets import attgan, ganimation, stargan
 from .train import Trainer, epoch_indices, epoch_linear_decay, linear_decay, run_dir_for, step_decay
 
 __all__ = [
-    "StarGANConfig", "GANimationConfig", "AttGANConfig", "SynthFacesBatches", "Trained", "frozen",
-    "build_stargan", "stargan_step", "train_stargan", "load_stargan",
-    "build_ganimation", "ganimation_step", "train_ganimation", "load_ganimation",
-    "build_attgan", "attgan_step", "train_attgan", "load_attgan",
+    "StarGANConfig", "GANimationConfig", "AttGANConfig", "SynthFacesBatches", "Trained", "frozen", "critic_real_fake",
+    "build_stargan", "stargan_optimizers", "stargan_step", "train_stargan", "load_stargan", "stargan_editor",
+    "build_ganimation", "ganimation_optimizers", "ganimation_step", "train_ganimation", "load_ganimation",
+    "ganimation_editor", "build_attgan", "attgan_optimizers", "attgan_step", "train_attgan", "load_attgan",
+    "attgan_editor",
 ]
 
 
@@ -86,7 +89,16 @@ def frozen(*modules: nn.Module):
 
 
 def _adam(module: nn.Module, lr: float, beta1: float, beta2: float) -> torch.optim.Adam:
-    return torch.optim.Adam(module.parameters(), lr=lr, betas=(beta1, beta2))
+    """Adam as in all three papers; the fused kernel (4x faster than the default on this CPU, same update)."""
+    return torch.optim.Adam(module.parameters(), lr=lr, betas=(beta1, beta2), fused=True)
+
+
+def critic_real_fake(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[tuple, tuple]:
+    """The critic's outputs on real and on fake images from one pass over both. The baselines' critics
+    have no batch statistics (no norm, or instance norm), so this equals two passes, with less overhead."""
+    n = real.shape[0]
+    out = D(torch.cat([real, fake]))
+    return tuple(o[:n] for o in out), tuple(o[n:] for o in out)
 
 
 class SynthFacesBatches:
@@ -261,6 +273,10 @@ def build_stargan(cfg: StarGANConfig) -> dict[str, nn.Module]:
         "D": stargan.Discriminator(cfg.image_size, cfg.d_conv_dim, cfg.c_dim, cfg.d_repeat_num)})
 
 
+def stargan_optimizers(cfg: StarGANConfig, nets: dict) -> dict:
+    return {"G": _adam(nets["G"], cfg.g_lr, cfg.beta1, cfg.beta2), "D": _adam(nets["D"], cfg.d_lr, cfg.beta1, cfg.beta2)}
+
+
 def stargan_step(tr: Trainer, cfg: StarGANConfig, batch: dict, i: int) -> dict:
     """One iteration of StarGAN (``solver.py``): a critic step on Eq. 7 (left) and, every ``n_critic``
     iterations, a generator step on Eq. 7 (right). Target labels: a random permutation of the batch's."""
@@ -273,8 +289,8 @@ def stargan_step(tr: Trainer, cfg: StarGANConfig, batch: dict, i: int) -> dict:
     # Critic: L_D = -D_src(x) + D_src(G(x, c)) + l_cls L_cls^r + l_gp GP
     with torch.no_grad():
         x_fake = G.edit(x_real, c_org, c_trg)
-    out_src, out_cls = D(x_real)
-    d_real, d_fake = losses.wgan_critic_loss(out_src, D(x_fake)[0])
+    (out_src, out_cls), (fake_src, _) = critic_real_fake(D, x_real, x_fake)
+    d_real, d_fake = losses.wgan_critic_loss(out_src, fake_src)
     d_cls = cls_loss(out_cls, label_org)
     d_gp = losses.gradient_penalty(D, losses.interpolate(x_real, x_fake))
     d_loss = d_real + d_fake + cfg.lambda_cls * d_cls + cfg.lambda_gp * d_gp
@@ -330,7 +346,7 @@ def train_stargan(cfg: StarGANConfig, run_dir=None, progress: bool = True, resum
     data = SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
                              flip=cfg.flip, seed=cfg.seed, data_seed=cfg.data_seed)
     nets = build_stargan(cfg)
-    opts = {"G": _adam(nets["G"], cfg.g_lr, cfg.beta1, cfg.beta2), "D": _adam(nets["D"], cfg.d_lr, cfg.beta1, cfg.beta2)}
+    opts = stargan_optimizers(cfg, nets)
     fixed = data.get(torch.arange(min(n_samples, data.n)))
 
     def samples(step):
@@ -416,6 +432,10 @@ def build_ganimation(cfg: GANimationConfig) -> dict[str, nn.Module]:
         "D": ganimation.init_weights(ganimation.Discriminator(cfg.image_size, cfg.d_conv_dim, c, cfg.d_repeat_num))})
 
 
+def ganimation_optimizers(cfg: GANimationConfig, nets: dict) -> dict:
+    return {"G": _adam(nets["G"], cfg.lr_G, cfg.beta1, cfg.beta2), "D": _adam(nets["D"], cfg.lr_D, cfg.beta1, cfg.beta2)}
+
+
 class _GANimationBatches(SynthFacesBatches):
     """Adds ``aus_trg``: the AUs of random samples of the data set plus U(-noise, noise) (a function of
     the step), as the official ``_generate_random_cond``."""
@@ -444,8 +464,8 @@ def ganimation_step(tr: Trainer, cfg: GANimationConfig, batch: dict, i: int) -> 
     # Critic: -D_I(x) + l_cond ||D_y(x) - y_org||^2 + D_I(G(x | y_trg))
     with torch.no_grad():
         x_fake, _ = G.animate(x, y_trg)
-    d_src, d_aus = D(x)
-    d_real, d_fake = losses.wgan_critic_loss(d_src, D(x_fake)[0])
+    (d_src, d_aus), (fake_src, _) = critic_real_fake(D, x, x_fake)
+    d_real, d_fake = losses.wgan_critic_loss(d_src, fake_src)
     d_cond = losses.au_mse(d_aus, y_org)
     d_loss = cfg.lambda_D_prob * (d_real + d_fake) + cfg.lambda_D_cond * d_cond
     log = {"D/real": d_real, "D/fake": d_fake, "D/cond": d_cond}
@@ -487,7 +507,7 @@ def train_ganimation(cfg: GANimationConfig, run_dir=None, progress: bool = True,
     """Train GANimation on SynthFaces with the engine (resumable run in ``run_dir``)."""
     data = _GANimationBatches(cfg)
     nets = build_ganimation(cfg)
-    opts = {"G": _adam(nets["G"], cfg.lr_G, cfg.beta1, cfg.beta2), "D": _adam(nets["D"], cfg.lr_D, cfg.beta1, cfg.beta2)}
+    opts = ganimation_optimizers(cfg, nets)
     fixed = data.get(torch.arange(min(n_samples, data.n)))
     shown = [L.EXPRESSIONS.index(e) for e in ("happy", "surprised", "angry", "sad", "disgusted")]
 
@@ -581,6 +601,10 @@ def build_attgan(cfg: AttGANConfig) -> dict[str, nn.Module]:
         "D": attgan.Discriminator(cfg.dis_dim, cfg.dis_layers, cfg.dis_fc_dim, n, cfg.image_size, cfg.max_dim)})
 
 
+def attgan_optimizers(cfg: AttGANConfig, nets: dict) -> dict:
+    return {"G": _adam(nets["G"], cfg.lr, cfg.beta1, cfg.beta2), "D": _adam(nets["D"], cfg.lr, cfg.beta1, cfg.beta2)}
+
+
 def attgan_step(tr: Trainer, cfg: AttGANConfig, batch: dict, i: int) -> dict:
     """One iteration of AttGAN-PyTorch's ``train.py``: each batch trains either D (``n_d`` of every
     ``n_d + 1`` iterations) or G. Target attributes: a random permutation of the batch's."""
@@ -593,8 +617,8 @@ def attgan_step(tr: Trainer, cfg: AttGANConfig, batch: dict, i: int) -> dict:
         # Critic: -(D(x) - D(G(x, b))) + l_gp GP + l_3 BCE(D_cls(x), a)
         with torch.no_grad():
             img_fake = G(img_a, cond_b)
-        d_src, dc_real = D(img_a)
-        d_real, d_fake = losses.wgan_critic_loss(d_src, D(img_fake)[0])
+        (d_src, dc_real), (fake_src, _) = critic_real_fake(D, img_a, img_fake)
+        d_real, d_fake = losses.wgan_critic_loss(d_src, fake_src)
         d_gp = losses.gradient_penalty(D, losses.interpolate(img_a, img_fake))
         d_cls = losses.attribute_bce_mean(dc_real, att_a)
         d_loss = d_real + d_fake + cfg.lambda_gp * d_gp + cfg.lambda_3 * d_cls
@@ -631,7 +655,7 @@ def train_attgan(cfg: AttGANConfig, run_dir=None, progress: bool = True, resume:
     data = SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
                              flip=cfg.flip, seed=cfg.seed, data_seed=cfg.data_seed)
     nets = build_attgan(cfg)
-    opts = {"G": _adam(nets["G"], cfg.lr, cfg.beta1, cfg.beta2), "D": _adam(nets["D"], cfg.lr, cfg.beta1, cfg.beta2)}
+    opts = attgan_optimizers(cfg, nets)
     fixed = data.get(torch.arange(min(n_samples, data.n)))
 
     def samples(step):

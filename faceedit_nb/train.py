@@ -314,7 +314,8 @@ class Trainer:
 
     def update(self, optimizer: str, loss: torch.Tensor, terms: Mapping[str, Any] | None = None) -> None:
         """One optimisation step on ``loss`` with optimiser ``optimizer``: NaN/inf check, zero_grad,
-        backward (outside autocast, through the gradient scaler), step, EMA update.
+        backward (outside autocast, through the gradient scaler), step, EMA update. Models used again in
+        the same ``step_fn`` after this see the updated weights (the autocast weight cache is cleared).
 
         ``terms`` (the named parts of ``loss``) only serve the error message when ``loss`` is not finite.
         """
@@ -329,6 +330,9 @@ class Trainer:
             scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
+        # autocast caches the low-precision copies of weights for the whole region step_fn runs in; they
+        # are stale once the optimiser has changed the weights (GANimation uses D again after its update)
+        torch.clear_autocast_cache()
         for name in self._ema_of_optimizer[optimizer]:
             self._update_ema(name)
 

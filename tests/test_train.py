@@ -159,6 +159,25 @@ def test_engine_refuses_other_options_and_starts_over_when_asked(tmp_path):
     assert seen == [0, 1, 2, 3]
 
 
+def test_a_model_used_again_after_its_update_sees_the_new_weights(tmp_path):
+    """Within one step_fn (one autocast region) a model updated by update() must not be run with the
+    low-precision weight copies autocast cached before the update."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(8, 8)
+    tr = Trainer({"net": net}, {"opt": torch.optim.SGD(net.parameters(), lr=1.0)}, total_steps=1,
+                 run_dir=tmp_path / "run", precision="bf16", progress=False)
+    x, seen = torch.randn(4, 8), {}
+
+    def step(batch, i):
+        tr.update("opt", net(x).float().pow(2).mean())
+        seen["after"] = net(x).float()
+        return {}
+    tr.run(step, lambda i: {})
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fresh = net(x).float()
+    assert torch.equal(seen["after"], fresh)
+
+
 def test_rng_states_round_trip_through_a_snapshot(tmp_path):
     g = torch.Generator().manual_seed(5)
     tr, step, data = toy(tmp_path, total_steps=0, generators={"sampler": g})
