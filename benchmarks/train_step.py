@@ -16,11 +16,12 @@ memory once (the same batches for every variant, so data loading is not measured
 the generator's graph; StarGAN and GANimation also compute the critic's weight gradients in generator
 steps; the official critic depth, 6 layers for StarGAN / GANimation whatever the image size) and times it
 against the engine's path (bf16 autocast on CPU, fakes under no_grad, frozen critic in generator steps,
-real and fake images in one critic pass, fused Adam, critic depth log2(size) - 1). ``--same-depth`` gives the engine the official depth too. The variants run
-in alternating blocks of ``--block`` iterations and the script reports the median block time of each, so a
-load that drifts during the run affects both alike; it prints the machine's load average before and after.
-On a shared machine also read the CPU time per iteration: with ``--threads 1`` it barely depends on what
-else runs (with 2 threads it includes OpenMP's spin-waiting).
+real and fake images in one critic pass, fused Adam, critic depth log2(size) - 1). ``--same-depth`` gives
+the engine the official depth too. The variants run in alternating blocks of ``--block`` iterations and
+the script reports the median block time of each, so a load that drifts during the run affects both
+alike; it prints the machine's load average before and after. On a shared machine also read the CPU
+time per iteration: with ``--threads 1`` it barely depends on what else runs (with 2 threads it includes
+OpenMP's spin-waiting).
 """
 from __future__ import annotations
 
@@ -84,8 +85,8 @@ class Engine:
         self.cfg = make_config(args, same_depth)
         self.data = make_data(self.cfg, args.model)
         nets = BUILD[args.model](self.cfg)
-        self.tr = Trainer(nets, OPTIMIZERS[args.model](self.cfg, nets), total_steps=0, run_dir=tempfile.mkdtemp(prefix="bench-"),
-                          precision=precision, progress=False)
+        self.tr = Trainer(nets, OPTIMIZERS[args.model](self.cfg, nets), total_steps=0, precision=precision,
+                          run_dir=tempfile.mkdtemp(prefix="bench-"), progress=False)
         for m in nets.values():
             m.train()
         self.step_fn = STEP[args.model]

@@ -238,7 +238,7 @@ class StarGANConfig(_Profiles):
     version: int = 1              # bump when the training code changes in a way that matters
 
     _CPU = dict(image_size=64, g_conv_dim=32, d_conv_dim=32, d_repeat_num=5, num_iters=3000, num_iters_decay=1500,
-                lr_update_step=100, log_every=50, sample_every=500, snapshot_every=250)
+                lr_update_step=100, log_every=50, sample_every=500, snapshot_every=250)  # 3000 iterations
     _SMOKE = dict(image_size=32, n_train=64, n_identities=8, g_conv_dim=8, g_repeat_num=1, d_conv_dim=8,
                   d_repeat_num=4, batch_size=8, n_critic=2, num_iters=6, num_iters_decay=2, lr_update_step=1,
                   log_every=2, sample_every=6, snapshot_every=3)
@@ -274,7 +274,8 @@ def build_stargan(cfg: StarGANConfig) -> dict[str, nn.Module]:
 
 
 def stargan_optimizers(cfg: StarGANConfig, nets: dict) -> dict:
-    return {"G": _adam(nets["G"], cfg.g_lr, cfg.beta1, cfg.beta2), "D": _adam(nets["D"], cfg.d_lr, cfg.beta1, cfg.beta2)}
+    return {"G": _adam(nets["G"], cfg.g_lr, cfg.beta1, cfg.beta2),
+            "D": _adam(nets["D"], cfg.d_lr, cfg.beta1, cfg.beta2)}
 
 
 def stargan_step(tr: Trainer, cfg: StarGANConfig, batch: dict, i: int) -> dict:
@@ -410,8 +411,8 @@ class GANimationConfig(_Profiles):
     snapshot_every: int = 1000
     version: int = 1
 
-    _CPU = dict(image_size=64, g_conv_dim=32, d_conv_dim=32, d_repeat_num=5, nepochs_no_decay=16, nepochs_decay=8,
-                log_every=50, sample_every=500, snapshot_every=250)
+    _CPU = dict(image_size=64, g_conv_dim=32, d_conv_dim=32, d_repeat_num=5, batch_size=16, nepochs_no_decay=10,
+                nepochs_decay=5, log_every=50, sample_every=500, snapshot_every=250)  # 3000 iterations
     _SMOKE = dict(image_size=32, n_train=64, n_identities=8, g_conv_dim=8, g_repeat_num=1, d_conv_dim=8,
                   d_repeat_num=4, batch_size=8, train_G_every_n_iterations=2, nepochs_no_decay=1, nepochs_decay=1,
                   log_every=2, sample_every=8, snapshot_every=4)
@@ -433,7 +434,8 @@ def build_ganimation(cfg: GANimationConfig) -> dict[str, nn.Module]:
 
 
 def ganimation_optimizers(cfg: GANimationConfig, nets: dict) -> dict:
-    return {"G": _adam(nets["G"], cfg.lr_G, cfg.beta1, cfg.beta2), "D": _adam(nets["D"], cfg.lr_D, cfg.beta1, cfg.beta2)}
+    return {"G": _adam(nets["G"], cfg.lr_G, cfg.beta1, cfg.beta2),
+            "D": _adam(nets["D"], cfg.lr_D, cfg.beta1, cfg.beta2)}
 
 
 class _GANimationBatches(SynthFacesBatches):
@@ -579,7 +581,8 @@ class AttGANConfig(_Profiles):
     version: int = 1
 
     _CPU = dict(image_size=64, enc_dim=32, dec_dim=32, n_layers=4, max_dim=512, dis_dim=32, dis_layers=4,
-                dis_fc_dim=256, epochs=60, decay_epoch=30, log_every=50, sample_every=500, snapshot_every=250)
+                dis_fc_dim=256, batch_size=16, epochs=20, decay_epoch=10, log_every=50, sample_every=500,
+                snapshot_every=250)  # 4000 iterations (3333 critic, 667 generator steps)
     _SMOKE = dict(image_size=32, n_train=64, n_identities=8, enc_dim=8, dec_dim=8, n_layers=3, max_dim=32,
                   dis_dim=8, dis_layers=3, dis_fc_dim=16, batch_size=8, n_d=2, epochs=2, decay_epoch=1,
                   log_every=2, sample_every=8, snapshot_every=4)

@@ -268,7 +268,8 @@ class Trainer:
         else:
             unknown = set(lr_schedule) - set(self.optimizers)
             if unknown:
-                raise KeyError(f"lr_schedule names unknown optimisers {sorted(unknown)}; have {sorted(self.optimizers)}")
+                raise KeyError(f"lr_schedule names unknown optimisers {sorted(unknown)}; "
+                               f"have {sorted(self.optimizers)}")
             self.lr_schedule = dict(lr_schedule)
         self.snapshot_every, self.log_every, self.sample_every = snapshot_every, log_every, sample_every
         self.keep_snapshots = max(1, keep_snapshots)

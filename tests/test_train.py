@@ -131,7 +131,8 @@ def test_engine_trains_logs_schedules_and_snapshots(tmp_path):
     assert hist[3]["lr/opt"] == pytest.approx(0.2) and hist[4]["lr/opt"] == pytest.approx(0.02)
     run = tmp_path / "run"
     assert json.loads((run / "options.json").read_text()) == {"toy": 1}
-    assert [json.loads(line)["step"] for line in (run / "stats.jsonl").read_text().splitlines()] == [10, 20, 30, 40, 50, 60]
+    lines = (run / "stats.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [10, 20, 30, 40, 50, 60]
     assert [p.name for p in tr.snapshots()] == ["snapshot-0000040.pt", "snapshot-0000060.pt"]
     snap = torch.load(run / "snapshot-0000060.pt", weights_only=True)  # no pickled code
     assert snap["step"] == 60 and set(snap["rng"]) == {"python", "numpy", "torch", "cuda", "generators"}
