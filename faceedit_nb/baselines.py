@@ -108,6 +108,7 @@ class SynthFacesBatches:
     permutation every epoch, a function of ``(seed, step)``), optional random horizontal flips drawn from
     a generator seeded by the step. Nothing here has state, so resuming a run needs nothing from it.
     Keys: ``image`` (B x 3 x S x S in [-1, 1]), ``expression``, ``aus``, ``attributes``, ``index``.
+    ``data_seed`` is the SynthFaces seed (which faces), ``seed`` the seed of order and flips.
     """
 
     def __init__(self, size: int, n: int, batch_size: int, *, n_identities: int | None = None,
@@ -159,20 +160,20 @@ class Trained:
 
 
 def _train(name: str, cfg, nets: dict, opts: dict, schedule, step_fn, data, sample_fn, total_steps: int,
-           run_dir, progress: bool, resume: bool) -> Trainer:
+           run_dir, progress: bool, resume: bool, threads: int | None) -> Trainer:
     run_dir = Path(run_dir) if run_dir is not None else run_dir_for(name, cfg)
     tr = Trainer(nets, opts, total_steps=total_steps, run_dir=run_dir, options=cfg, lr_schedule=schedule,
                  ema={"G": cfg.ema_decay} if cfg.ema_decay else None, precision=cfg.precision, seed=cfg.seed,
                  snapshot_every=cfg.snapshot_every, log_every=cfg.log_every, sample_every=cfg.sample_every,
-                 resume=resume, progress=progress)
+                 resume=resume, progress=progress, threads=threads)
     tr.run(lambda batch, i: step_fn(tr, cfg, batch, i), data, sample_fn)
     return tr
 
 
 def _load(name: str, cfg, build: Callable, train: Callable, editor: Callable, outdir, progress: bool,
-          cache_dir) -> Trained:
+          cache_dir, threads: int | None) -> Trained:
     def train_fn(c):
-        return train(c, run_dir=run_dir_for(name, c, outdir), progress=progress).export()
+        return train(c, run_dir=run_dir_for(name, c, outdir), progress=progress, threads=threads).export()
 
     state = load_or_train(name, cfg, train_fn, cache_dir=cache_dir)
     nets = build(cfg)
@@ -228,6 +229,8 @@ class StarGANConfig(_Profiles):
     num_iters: int = 200_000
     num_iters_decay: int = 100_000  # linear decay to 0 over the last 100k iterations
     lr_update_step: int = 1000      # ... changed every 1000 iterations
+    official_lr_decay: bool = False  # True: the code's decrement lr / num_iters_decay per update, which ends
+    #                                  at 99.9 % of the initial rate (see faceedit_nb.train.linear_decay)
     ema_decay: float = 0.0        # 0: no EMA generator (the paper has none)
     # engine
     precision: str = "auto"       # bf16 autocast on CPU, fp16 AMP on CUDA; "fp32" to turn it off
@@ -342,7 +345,7 @@ def stargan_editor(G: stargan.Generator, cfg: StarGANConfig) -> Callable:
 
 
 def train_stargan(cfg: StarGANConfig, run_dir=None, progress: bool = True, resume: bool = True,
-                  n_samples: int = 8) -> Trainer:
+                  n_samples: int = 8, threads: int | None = None) -> Trainer:
     """Train StarGAN on SynthFaces with the engine (resumable run in ``run_dir``)."""
     data = SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
                              flip=cfg.flip, seed=cfg.seed, data_seed=cfg.data_seed)
@@ -356,14 +359,15 @@ def train_stargan(cfg: StarGANConfig, run_dir=None, progress: bool = True, resum
         c_org = stargan_domain_vector(stargan_labels(fixed, cfg), cfg).to(x.device)
         return [x] + [G.edit(x, c_org, c) for c in _stargan_targets(c_org, cfg)]
 
-    schedule = linear_decay(cfg.num_iters, cfg.num_iters_decay, cfg.lr_update_step)
+    schedule = linear_decay(cfg.num_iters, cfg.num_iters_decay, cfg.lr_update_step, cfg.official_lr_decay)
     return _train("stargan", cfg, nets, opts, schedule, stargan_step, data, samples, cfg.num_iters, run_dir,
-                  progress, resume)
+                  progress, resume, threads)
 
 
-def load_stargan(cfg: StarGANConfig, outdir=None, progress: bool = True, cache_dir=None) -> Trained:
+def load_stargan(cfg: StarGANConfig, outdir=None, progress: bool = True, cache_dir=None,
+                 threads: int | None = None) -> Trained:
     """The StarGAN trained with ``cfg``: from the model cache, or trained now (resuming an interrupted run)."""
-    return _load("stargan", cfg, build_stargan, train_stargan, stargan_editor, outdir, progress, cache_dir)
+    return _load("stargan", cfg, build_stargan, train_stargan, stargan_editor, outdir, progress, cache_dir, threads)
 
 
 # =========================================================================================================
@@ -505,7 +509,7 @@ def ganimation_editor(G: ganimation.Generator, cfg: GANimationConfig) -> Callabl
 
 
 def train_ganimation(cfg: GANimationConfig, run_dir=None, progress: bool = True, resume: bool = True,
-                     n_samples: int = 8) -> Trainer:
+                     n_samples: int = 8, threads: int | None = None) -> Trainer:
     """Train GANimation on SynthFaces with the engine (resumable run in ``run_dir``)."""
     data = _GANimationBatches(cfg)
     nets = build_ganimation(cfg)
@@ -524,13 +528,14 @@ def train_ganimation(cfg: GANimationConfig, run_dir=None, progress: bool = True,
 
     schedule = epoch_linear_decay(cfg.steps_per_epoch, cfg.nepochs_no_decay, cfg.nepochs_decay)
     return _train("ganimation", cfg, nets, opts, schedule, ganimation_step, data, samples, cfg.total_steps,
-                  run_dir, progress, resume)
+                  run_dir, progress, resume, threads)
 
 
-def load_ganimation(cfg: GANimationConfig, outdir=None, progress: bool = True, cache_dir=None) -> Trained:
+def load_ganimation(cfg: GANimationConfig, outdir=None, progress: bool = True, cache_dir=None,
+                    threads: int | None = None) -> Trained:
     """The GANimation trained with ``cfg``: from the model cache, or trained now."""
     return _load("ganimation", cfg, build_ganimation, train_ganimation, ganimation_editor, outdir, progress,
-                 cache_dir)
+                 cache_dir, threads)
 
 
 # =========================================================================================================
@@ -653,7 +658,7 @@ def attgan_editor(G: attgan.Generator, cfg: AttGANConfig) -> Callable:
 
 
 def train_attgan(cfg: AttGANConfig, run_dir=None, progress: bool = True, resume: bool = True,
-                 n_samples: int = 8) -> Trainer:
+                 n_samples: int = 8, threads: int | None = None) -> Trainer:
     """Train AttGAN (or STGAN-conditioned AttGAN) on SynthFaces with the engine."""
     data = SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
                              flip=cfg.flip, seed=cfg.seed, data_seed=cfg.data_seed)
@@ -674,9 +679,10 @@ def train_attgan(cfg: AttGANConfig, run_dir=None, progress: bool = True, resume:
 
     schedule = step_decay(cfg.decay_epoch * cfg.steps_per_epoch, 0.1)
     return _train("attgan", cfg, nets, opts, schedule, attgan_step, data, samples, cfg.total_steps, run_dir,
-                  progress, resume)
+                  progress, resume, threads)
 
 
-def load_attgan(cfg: AttGANConfig, outdir=None, progress: bool = True, cache_dir=None) -> Trained:
+def load_attgan(cfg: AttGANConfig, outdir=None, progress: bool = True, cache_dir=None,
+                threads: int | None = None) -> Trained:
     """The AttGAN trained with ``cfg``: from the model cache, or trained now."""
-    return _load("attgan", cfg, build_attgan, train_attgan, attgan_editor, outdir, progress, cache_dir)
+    return _load("attgan", cfg, build_attgan, train_attgan, attgan_editor, outdir, progress, cache_dir, threads)

@@ -236,6 +236,9 @@ class Trainer:
         resume: continue from the newest snapshot in ``run_dir`` (default); ``False`` deletes the run's
             snapshots and stats and starts over.
         progress: show a tqdm progress bar.
+        threads: torch CPU threads while running (default: leave torch's setting). On a machine shared
+            with other jobs, 1 thread per process avoids OpenMP slowing to a crawl when threads outnumber
+            free cores; results can differ in the last bits between thread counts.
     """
 
     def __init__(self, models: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer], *,
@@ -244,7 +247,8 @@ class Trainer:
                  ema: Mapping[str, float] | None = None, precision: str = "auto", seed: int = 0,
                  snapshot_every: int = 1000, log_every: int = 50, sample_every: int = 0, keep_snapshots: int = 2,
                  generators: Mapping[str, torch.Generator] | None = None, deterministic: bool = False,
-                 resume: bool = True, progress: bool = True, device: torch.device | str | None = None):
+                 resume: bool = True, progress: bool = True, threads: int | None = None,
+                 device: torch.device | str | None = None):
         if total_steps < 0:
             raise ValueError(f"total_steps must be >= 0; got {total_steps}")
         for name, every in (("snapshot_every", snapshot_every), ("log_every", log_every)):
@@ -275,6 +279,9 @@ class Trainer:
         self.keep_snapshots = max(1, keep_snapshots)
         self.generators = dict(generators or {})
         self.deterministic, self.resume, self.progress = deterministic, resume, progress
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1; got {threads}")
+        self.threads = threads
 
         if precision == "auto":
             self.amp_dtype = _device.autocast_dtype(self.device)
@@ -517,9 +524,11 @@ class Trainer:
         self._restore_stats()
         for m in self.models.values():
             m.train()
-        was_deterministic = torch.are_deterministic_algorithms_enabled()
+        was_deterministic, threads_before = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
         if self.deterministic:
             torch.use_deterministic_algorithms(True)
+        if self.threads:
+            torch.set_num_threads(self.threads)
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress,
                    desc=self.run_dir.name, dynamic_ncols=True, leave=True)
         self._window, self._window_start = {}, self.step
@@ -542,6 +551,7 @@ class Trainer:
             bar.close()
             if self.deterministic and not was_deterministic:
                 torch.use_deterministic_algorithms(False)
+            torch.set_num_threads(threads_before)
         if self.total_steps == 0 or (self.step == self.total_steps and not self.snapshots()):
             self.save_snapshot()
         return self.history

@@ -179,6 +179,14 @@ def test_a_model_used_again_after_its_update_sees_the_new_weights(tmp_path):
     assert torch.equal(seen["after"], fresh)
 
 
+def test_threads_are_set_while_running_and_restored(tmp_path):
+    torch.set_num_threads(2)
+    tr, step, data = toy(tmp_path, total_steps=2, threads=1)
+    seen = []
+    tr.run(lambda b, i: (seen.append(torch.get_num_threads()), step(b, i))[1], data)
+    assert seen == [1, 1] and torch.get_num_threads() == 2
+
+
 def test_rng_states_round_trip_through_a_snapshot(tmp_path):
     g = torch.Generator().manual_seed(5)
     tr, step, data = toy(tmp_path, total_steps=0, generators={"sampler": g})
