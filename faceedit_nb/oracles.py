@@ -120,7 +120,8 @@ class AttributeOracleConfig(OracleConfig):
 
 @dataclass(frozen=True)
 class AUOracleConfig(OracleConfig):
-    dim: int = 32                 # same network as the attribute classifier, 17 sigmoid outputs, MSE loss
+    dim: int = 32                 # same network as the attribute classifier, 17 sigmoid outputs
+    loss: str = "mse"             # "mse" (GANimation's and Ling et al.'s AU regression loss) or "l1"
 
 
 @dataclass(frozen=True)
@@ -157,9 +158,13 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "cpu": {
         "*": dict(n_train=8000, n_test=1280, train_identities=1000, steps=600, batch_size=64),
-        "expression": dict(width=0.25, fc_dim=256),
-        "attributes": dict(dim=32), "aus": dict(dim=32), "identity": dict(dim=32, steps=800, s=32.0),
-        "parser": dict(base=16, depth=4, batch_size=32, steps=600),
+        # VGG-16 at a quarter of its width; no dropout: with 0.5 (VGG's) 600 steps reached 83% held-out
+        # accuracy, without it and with 1500 steps 98% (measured, SynthFaces 64 px)
+        "expression": dict(width=0.25, fc_dim=256, dropout=0.0, lr=2e-3, steps=1500),
+        "attributes": dict(dim=32),  # STGAN's own width
+        "aus": dict(dim=32, lr=2e-3, steps=2500),
+        "identity": dict(dim=32, s=32.0),  # s = 32 chosen a priori for 1000 classes (ArcFace: 64)
+        "parser": dict(base=16, depth=4, batch_size=16, steps=2000, lr=5e-3),
     },
     "paper": {
         "*": dict(n_train=32000, n_test=2560, train_identities=4000, steps=6000, batch_size=64),
@@ -436,11 +441,19 @@ def _train_aus(cfg: AUOracleConfig, source: _Source, log_every: int = 0) -> dict
     seed_everything(cfg.seed)
     y = train["aus"].float()
     model = _build("aus", cfg, y.shape[1])
-    history = _fit(model, lambda m, x, idx: F.mse_loss(m(x).float(), y[idx].to(DEVICE)), train["image"], cfg,
+    if cfg.loss not in ("mse", "l1"):
+        raise ValueError(f"AU oracle loss must be 'mse' or 'l1'; got {cfg.loss!r}")
+    loss_fn = F.mse_loss if cfg.loss == "mse" else F.l1_loss
+    history = _fit(model, lambda m, x, idx: loss_fn(m(x).float(), y[idx].to(DEVICE)), train["image"], cfg,
                    name="aus", log_every=log_every)
     err = (_predict(model, test["image"]) - test["aus"].float()).abs()
     names = L.AUS if err.shape[1] == len(L.AUS) else tuple(map(str, range(err.shape[1])))
     report = {"mae": float(err.mean()), "per_au": dict(zip(names, err.mean(0).tolist())), "n_test": len(err)}
+    if "expression" in test:  # SynthFaces "mixed": prototype expressions and free random AU vectors
+        free = test["expression"] == L.NO_EXPRESSION
+        for key, rows in (("mae_expression_samples", ~free), ("mae_random_samples", free)):
+            if rows.any():
+                report[key] = float(err[rows].mean())
     return _result(model, report, start, history)
 
 

@@ -151,6 +151,8 @@ def test_smoke_oracles_report_every_figure_in_range(smoke):
     assert set(r["expression"]["per_class"]) <= set(L.EXPRESSIONS)
     assert 0 <= r["attributes"]["accuracy_mean"] <= 1 and list(r["attributes"]["per_attribute"]) == list(L.ATTRIBUTES)
     assert 0 <= r["aus"]["mae"] <= 1 and list(r["aus"]["per_au"]) == list(L.AUS)
+    lo, hi = sorted((r["aus"]["mae_expression_samples"], r["aus"]["mae_random_samples"]))  # "mixed" test set
+    assert 0 <= lo <= r["aus"]["mae"] <= hi <= 1
     assert 0 <= r["identity"]["roc_auc"] <= 1 and r["identity"]["n_test_identities"] == 8
     assert 0 <= r["parser"]["miou"] <= 1 and "hat" not in r["parser"]["classes_present"]
     assert all(0 <= v <= 1 for v in r["parser"]["per_class_iou"].values())
