@@ -20,7 +20,6 @@ paper's 6 layers at 128 px).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -32,6 +31,7 @@ from torch import nn
 from . import labels as L
 from . import losses
 from .cache import load_or_train
+from .config import Profiles
 from .data.synthfaces import SynthFaces
 from .nets import attgan, ganimation, stargan
 from .train import Trainer, epoch_indices, epoch_linear_decay, linear_decay, run_dir_for, step_decay
@@ -46,33 +46,6 @@ __all__ = [
 
 
 # --- shared pieces ---------------------------------------------------------------------------------------
-class _Profiles:
-    """``paper()`` (the defaults), ``cpu()``, ``smoke()`` and ``profile(name, **overrides)``."""
-    _CPU: dict = {}
-    _SMOKE: dict = {}
-
-    @classmethod
-    def paper(cls, **overrides):
-        return cls(**overrides)
-
-    @classmethod
-    def cpu(cls, **overrides):
-        return cls(**{**cls._CPU, **overrides})
-
-    @classmethod
-    def smoke(cls, **overrides):
-        return cls(**{**cls._SMOKE, **overrides})
-
-    @classmethod
-    def profile(cls, name: str, **overrides):
-        if name not in ("paper", "cpu", "smoke"):
-            raise ValueError(f"unknown profile {name!r}; choose paper, cpu or smoke")
-        return getattr(cls, name)(**overrides)
-
-    def replace(self, **changes):
-        return dataclasses.replace(self, **changes)
-
-
 @contextlib.contextmanager
 def frozen(*modules: nn.Module):
     """Parameters of ``modules`` need no gradient inside the block (a critic during a generator step:
@@ -199,7 +172,7 @@ def _seeded(seed: int, build: Callable[[], dict]) -> dict:
 # StarGAN (Choi et al., CVPR 2018; yunjey/stargan)
 # =========================================================================================================
 @dataclass
-class StarGANConfig(_Profiles):
+class StarGANConfig(Profiles):
     """StarGAN on SynthFaces. Defaults: the paper's and yunjey/stargan's ``main.py`` settings."""
     # data
     domain: str = "expression"    # "expression": the 8 RaFD classes, cross-entropy; "attributes": the 5 CelebA
@@ -374,7 +347,7 @@ def load_stargan(cfg: StarGANConfig, outdir=None, progress: bool = True, cache_d
 # GANimation (Pumarola et al., ECCV 2018; albertpumarola/GANimation)
 # =========================================================================================================
 @dataclass
-class GANimationConfig(_Profiles):
+class GANimationConfig(Profiles):
     """GANimation on SynthFaces. Defaults: the paper's and the official ``train_options.py`` settings."""
     # data
     image_size: int = 128         # 128 in the paper
@@ -542,7 +515,7 @@ def load_ganimation(cfg: GANimationConfig, outdir=None, progress: bool = True, c
 # AttGAN (He et al., TIP 2019; elvisyjlin/AttGAN-PyTorch) and STGAN's difference condition
 # =========================================================================================================
 @dataclass
-class AttGANConfig(_Profiles):
+class AttGANConfig(Profiles):
     """AttGAN on SynthFaces. Defaults: AttGAN-PyTorch's README settings (128 px, shortcut 1, inject 1)."""
     # data
     image_size: int = 128         # 128 in the paper

@@ -51,7 +51,7 @@ import torch
 
 __all__ = [
     "CacheWarning", "cache_root", "models_dir", "canonical_json", "config_hash", "entry_dir",
-    "is_cached", "load_or_train",
+    "is_cached", "load_or_train", "atomic_write",
 ]
 
 HASH_LENGTH = 16  # hex characters of SHA-256 kept in folder names (64 bits)
@@ -138,7 +138,8 @@ def is_cached(name: str, config: Any, cache_dir: str | os.PathLike | None = None
 
 
 # --- atomic writes ----------------------------------------------------------------------------------
-def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+    """Write ``path`` through ``write(f)`` into a temporary file, fsync it and move it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -157,7 +158,7 @@ def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") ->
 
 def _write_json(path: Path, data: Any) -> None:
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    _atomic_write(path, lambda f: f.write(text), mode="w")
+    atomic_write(path, lambda f: f.write(text), mode="w")
 
 
 # --- the cache --------------------------------------------------------------------------------------
@@ -235,7 +236,7 @@ def load_or_train(
         "name": name, "kind": kind, "train_seconds": round(seconds, 3), "torch": torch.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
-    _atomic_write(weights, lambda f: torch.save(state, f))
+    atomic_write(weights, lambda f: torch.save(state, f))
     if verbose:
         print(f"[cache] trained {name} in {seconds:.1f} s, stored in {path}")
     return result

@@ -13,7 +13,6 @@ generator step), as the baselines chapter does.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -23,13 +22,14 @@ from torch import nn
 from . import labels as L
 from . import losses
 from .baselines import frozen
+from .config import Profiles
 from .nets import hierarchical as H
 from .nets import stargan
 from .train import Trainer
 
 
 @dataclass
-class HierarchicalConfig:
+class HierarchicalConfig(Profiles):
     """Settings of the hierarchical GAN; the defaults are the paper's (Sec. 4, "Implementation")."""
 
     image_size: int = 256          # aligned face crops of 256 x 256
@@ -61,6 +61,11 @@ class HierarchicalConfig:
     steps: int = 200_000
     seed: int = 0
     version: int = 1               # bump when the training code changes results
+
+    _CPU = dict(image_size=64, part_size=32, g_conv_dim=16, g_repeat=3, d_conv_dim=16, fusion_dim=16,
+                parser="unet", parser_width=16, batch_size=16, steps=1500)
+    _SMOKE = dict(image_size=32, part_size=16, g_conv_dim=8, g_repeat=1, d_conv_dim=8, fusion_dim=8,
+                  parser="unet", parser_width=8, batch_size=4, steps=4, n_critic=2)
 
     def __post_init__(self):
         if self.parser not in ("bisenet", "unet"):
@@ -238,13 +243,4 @@ def hierarchical_step(tr: Trainer, cfg: HierarchicalConfig, batch: dict, i: int)
 
 def config_for(profile: str, **overrides) -> HierarchicalConfig:
     """The paper's settings (``paper``), scaled down for a CPU (``cpu``) or a smoke test (``smoke``)."""
-    base = {
-        "paper": {},
-        "cpu": dict(image_size=64, part_size=32, g_conv_dim=16, g_repeat=3, d_conv_dim=16, fusion_dim=16,
-                    parser="unet", parser_width=16, batch_size=16, steps=1500),
-        "smoke": dict(image_size=32, part_size=16, g_conv_dim=8, g_repeat=1, d_conv_dim=8, fusion_dim=8,
-                      parser="unet", parser_width=8, batch_size=4, steps=4, n_critic=2),
-    }
-    if profile not in base:
-        raise ValueError(f"unknown profile {profile!r}; choose smoke, cpu or paper")
-    return dataclasses.replace(HierarchicalConfig(), **{**base[profile], **overrides})
+    return HierarchicalConfig.profile(profile, **overrides)

@@ -47,7 +47,6 @@ import json
 import math
 import os
 import random
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -57,7 +56,7 @@ import torch
 from torch import nn
 
 from . import device as _device
-from .cache import cache_root, canonical_json, config_hash
+from .cache import atomic_write, cache_root, canonical_json, config_hash
 
 __all__ = [
     "Trainer", "NonFiniteLossError", "run_training", "run_dir_for", "default_outdir", "epoch_indices",
@@ -140,34 +139,6 @@ def default_outdir() -> Path:
 def run_dir_for(name: str, config: Any, outdir: str | os.PathLike | None = None) -> Path:
     """``<outdir>/<name>-<config hash>``: the run directory of the model the cache stores as ``name``."""
     return Path(outdir if outdir is not None else default_outdir()) / f"{name}-{config_hash(config)}"
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _to_device(batch: Any, dev: torch.device) -> Any:
@@ -393,7 +364,7 @@ class Trainer:
 
     def save_snapshot(self) -> Path:
         path = self.run_dir / f"snapshot-{self.step:07d}.pt"
-        _atomic_save(self.state_dict(), path)
+        atomic_write(path, lambda f: torch.save(self.state_dict(), f))
         for old in self.snapshots()[:-self.keep_snapshots]:
             with contextlib.suppress(FileNotFoundError):
                 old.unlink()
@@ -427,7 +398,8 @@ class Trainer:
                 diff = sorted(k for k in set(old) | set(self.options) if old.get(k) != self.options.get(k))
                 raise ValueError(f"{self.run_dir} holds a run started with other options (differing: {diff}); "
                                  "use another run directory, or resume=False to start this one over")
-        _atomic_write_text(opts, json.dumps(self.options, indent=2, sort_keys=True) + "\n")
+        text = json.dumps(self.options, indent=2, sort_keys=True) + "\n"
+        atomic_write(opts, lambda f: f.write(text), mode="w")
 
     def _restore_stats(self) -> None:
         """Keep the stats lines up to the resumed step (the steps after it will be logged again)."""
@@ -441,7 +413,8 @@ class Trainer:
                     continue
                 if isinstance(row, dict) and row.get("step", math.inf) <= self.step:
                     self.history.append(row)
-        _atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in self.history))
+        text = "".join(json.dumps(r) + "\n" for r in self.history)
+        atomic_write(path, lambda f: f.write(text), mode="w")
 
     def _log(self, seconds: float) -> dict:
         row = {"step": self.step}
