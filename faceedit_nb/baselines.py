@@ -33,6 +33,7 @@ from . import losses
 from .cache import load_or_train
 from .config import Profiles
 from .data.synthfaces import SynthFaces
+from .metrics.protocols import flip_attribute, stargan_targets
 from .nets import attgan, ganimation, stargan
 from .train import Trainer, epoch_indices, epoch_linear_decay, linear_decay, run_dir_for, step_decay
 
@@ -175,8 +176,9 @@ def _seeded(seed: int, build: Callable[[], dict]) -> dict:
 class StarGANConfig(Profiles):
     """StarGAN on SynthFaces. Defaults: the paper's and yunjey/stargan's ``main.py`` settings."""
     # data
-    domain: str = "expression"    # "expression": the 8 RaFD classes, cross-entropy; "attributes": the 5 CelebA
-    #                               attributes (Black/Blond/Brown_Hair, Male, Young), BCE summed / batch
+    domain: str = "expression"    # "expression": the 8 RaFD classes, cross-entropy; "attributes": StarGAN's 5
+    #                               CelebA attributes (Black/Blond/Brown_Hair, Male, Young); "attributes13": the
+    #                               13 of AttGAN / STGAN / SeCGAN (labels.ATTRIBUTES); both BCE summed / batch
     image_size: int = 128         # 128 in the paper
     n_train: int = 3200           # SynthFaces training samples (200 identities x 16)
     n_identities: int = 200
@@ -221,20 +223,28 @@ class StarGANConfig(Profiles):
 
     @property
     def c_dim(self) -> int:
-        return len(L.EXPRESSIONS) if self.domain == "expression" else len(L.STARGAN_CELEBA_ATTRIBUTES)
+        return {"expression": len(L.EXPRESSIONS), "attributes": len(L.STARGAN_CELEBA_ATTRIBUTES),
+                "attributes13": len(L.ATTRIBUTES)}[self.domain]
+
+    @property
+    def protocol(self) -> str:
+        """The evaluation protocol of this domain (:data:`faceedit_nb.metrics.PROTOCOLS`)."""
+        return {"expression": "expression", "attributes": "stargan", "attributes13": "attributes"}[self.domain]
 
     def __post_init__(self):
-        if self.domain not in ("expression", "attributes"):
-            raise ValueError(f"domain must be 'expression' or 'attributes'; got {self.domain!r}")
+        if self.domain not in ("expression", "attributes", "attributes13"):
+            raise ValueError(f"domain must be 'expression', 'attributes' or 'attributes13'; got {self.domain!r}")
 
 
 _STARGAN_COLUMNS = torch.tensor([L.ATTRIBUTES.index(a) for a in L.STARGAN_CELEBA_ATTRIBUTES])
 
 
 def stargan_labels(batch: dict, cfg: StarGANConfig) -> torch.Tensor:
-    """The batch's domain labels: expression indices, or the 5 StarGAN attributes (0/1)."""
+    """The batch's domain labels: expression indices, the 13 attributes or StarGAN's 5 (0/1)."""
     if cfg.domain == "expression":
         return batch["expression"]
+    if cfg.domain == "attributes13":
+        return batch["attributes"].float()
     return batch["attributes"][:, _STARGAN_COLUMNS.to(batch["attributes"].device)].float()
 
 
@@ -291,27 +301,19 @@ def stargan_step(tr: Trainer, cfg: StarGANConfig, batch: dict, i: int) -> dict:
 
 
 def _stargan_targets(c_org: torch.Tensor, cfg: StarGANConfig) -> list[torch.Tensor]:
-    """The sample grid's target domains: each expression, or each attribute (a hair colour set exclusively,
-    Male / Young flipped), as StarGAN's ``create_labels``."""
+    """The sample grid's target domains, those of the evaluation protocol: each expression; each of the 13
+    attributes flipped (AttGAN's conflict rules); or StarGAN's ``create_labels`` (a hair colour set
+    exclusively, Male / Young flipped)."""
     if cfg.domain == "expression":
         return [F.one_hot(torch.full((len(c_org),), k, device=c_org.device), cfg.c_dim).float()
                 for k in range(cfg.c_dim)]
-    hair = [L.STARGAN_CELEBA_ATTRIBUTES.index(a) for a in L.HAIR_COLOUR_ATTRIBUTES]
-    out = []
-    for k in range(cfg.c_dim):
-        c = c_org.clone()
-        if k in hair:
-            c[:, hair] = 0
-            c[:, k] = 1
-        else:
-            c[:, k] = 1 - c[:, k]
-        out.append(c)
-    return out
+    target = flip_attribute if cfg.domain == "attributes13" else stargan_targets
+    return [target(c_org, k) for k in range(cfg.c_dim)]
 
 
 def stargan_editor(G: stargan.Generator, cfg: StarGANConfig) -> Callable:
-    """``editor(images, source, target)`` for the evaluation harness: expression indices (``domain=
-    "expression"``) or the 5 StarGAN attributes (``domain="attributes"``)."""
+    """``editor(images, source, target)`` for the evaluation harness (protocol ``cfg.protocol``): expression
+    indices, the 13 attributes or StarGAN's 5 (0/1)."""
     def edit(images, source, target):
         return G.edit(images, stargan_domain_vector(source, cfg), stargan_domain_vector(target, cfg))
     return edit

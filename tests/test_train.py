@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from faceedit_nb import baselines as B
+from faceedit_nb import labels as L
 from faceedit_nb import losses
 from faceedit_nb.train import (NonFiniteLossError, Trainer, epoch_indices, epoch_linear_decay, linear_decay,
                                run_dir_for, run_training, step_decay)
@@ -326,6 +327,21 @@ def test_stargan_difference_condition_and_attribute_domain_train(tmp_path):
     tr = B.train_stargan(cfg, run_dir=tmp_path / "run", progress=False)
     assert tr.models["G"].condition == "difference" and tr.models["D"].conv2.out_channels == 5
     assert all(math.isfinite(v) for r in tr.history for v in r.values())
+
+
+def test_stargan_13_attribute_domain_edits_with_the_attgan_protocol(tmp_path):
+    cfg = B.StarGANConfig.smoke(domain="attributes13", num_iters=2)
+    assert cfg.c_dim == 13 and cfg.protocol == "attributes"
+    tr = B.train_stargan(cfg, run_dir=tmp_path / "run", progress=False)
+    assert tr.models["D"].conv2.out_channels == 13
+    c_org = torch.zeros(1, 13)
+    c_org[0, L.ATTRIBUTES.index("Black_Hair")] = 1
+    blond = B._stargan_targets(c_org, cfg)[L.ATTRIBUTES.index("Blond_Hair")]
+    assert blond[0, L.ATTRIBUTES.index("Blond_Hair")] == 1 and blond[0, L.ATTRIBUTES.index("Black_Hair")] == 0
+    edit = B.stargan_editor(tr.models["G"].eval(), cfg)
+    x = torch.zeros(2, 3, cfg.image_size, cfg.image_size)
+    with torch.no_grad():
+        assert edit(x, c_org.expand(2, -1), blond.expand(2, -1)).shape == x.shape
 
 
 def test_stargan_step_updates_d_every_step_and_g_every_n_critic(tmp_path):
