@@ -132,6 +132,18 @@ class Trained:
     config: Any
     editor: Callable = field(repr=False, default=None)
 
+    @property
+    def train_seconds(self) -> float:
+        """Seconds of training (the engine's clock, summed over resumed sessions) up to the last stats row."""
+        return float(self.stats[-1]["elapsed"]) if self.stats else float("nan")
+
+    def curve(self, key: str) -> tuple[list[int], list[float]]:
+        """``(steps, values)`` of one logged figure, e.g. ``"G/loss_rec"`` (rows that lack it skipped)."""
+        rows = [r for r in self.stats if key in r]
+        if not rows and self.stats:
+            raise KeyError(f"no {key!r} in the stats; logged: {sorted(self.stats[-1])}")
+        return [r["step"] for r in rows], [r[key] for r in rows]
+
 
 def _train(name: str, cfg, nets: dict, opts: dict, schedule, step_fn, data, sample_fn, total_steps: int,
            run_dir, progress: bool, resume: bool, threads: int | None) -> Trainer:
