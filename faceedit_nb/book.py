@@ -28,7 +28,9 @@ How it works
   never in ``notebooks/``, and the outputs of two profiles never clobber each other. Trained models
   go to the model cache (:mod:`faceedit_nb.cache`), whose location does not depend on the cwd.
 * **Cache.** The executed notebook's metadata ``faceedit_nb.hash`` is a SHA-256 of the source's code
-  cells, the parameters, the profile and every ``faceedit_nb/**/*.py`` file. When the existing output
+  cells, the parameters, the profile and every ``faceedit_nb`` file the notebook can run: the modules
+  its cells import and, transitively, theirs (:func:`notebook_dependencies`; all files when a cell
+  cannot be parsed). When the existing output
   has the same hash the notebook is not executed again; only its markdown cells and cell tags are
   refreshed from the source. Execution writes to a temporary file that is renamed into place on
   success; on failure the previous output is deleted (so the book cannot show stale results) and the
@@ -50,7 +52,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import nbformat
 import yaml
@@ -248,6 +250,74 @@ def package_fingerprint(package_dir: str | os.PathLike) -> list[list[str]]:
     root = Path(package_dir)
     files = sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
     return [[p.relative_to(root).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest()] for p in files]
+
+
+def _module_file(root: Path, parts: Sequence[str]) -> Path | None:
+    """The file of package module ``parts`` (relative to the package root), or None if there is none."""
+    base = root.joinpath(*parts)
+    for cand in (base.with_suffix(".py"), base / "__init__.py"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def notebook_dependencies(nb: nbformat.NotebookNode, package_dir: str | os.PathLike) -> list[str] | None:
+    """The package files a notebook's code can run: the ``faceedit_nb`` modules its cells import, their
+    parent packages' ``__init__.py`` and, transitively, every module those files import (function-level
+    imports included). Relative paths, sorted; None when a cell cannot be parsed (then every file counts)."""
+    root = Path(package_dir)
+    name = root.name
+    files: set[Path] = set()
+    todo: list[tuple[str, ...]] = []
+
+    def want(parts: tuple[str, ...]) -> None:
+        for k in range(len(parts) + 1):  # the package itself, each parent package, the module
+            f = _module_file(root, parts[:k]) if k else root / "__init__.py"
+            if f is not None and f.is_file() and f not in files:
+                files.add(f)
+                todo.append(parts[:k])
+
+    def scan(tree: ast.AST, package: tuple[str, ...] | None) -> None:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    mod = alias.name.split(".")
+                    if mod[0] == name:
+                        want(tuple(mod[1:]))
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:  # relative import inside the package
+                    if package is None:
+                        continue
+                    base = package[:len(package) - (node.level - 1)] if node.level > 1 else package
+                    mod = base + tuple((node.module or "").split(".")) if node.module else base
+                elif node.module and node.module.split(".")[0] == name:
+                    mod = tuple(node.module.split(".")[1:])
+                else:
+                    continue
+                mod = tuple(m for m in mod if m)
+                want(mod)
+                for alias in node.names:  # ``from pkg import module``
+                    if _module_file(root, mod + (alias.name,)) is not None:
+                        want(mod + (alias.name,))
+
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        src = "\n".join(line[:len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!"))
+                        else line for line in cell.source.splitlines())  # IPython magics and shell escapes
+        try:
+            scan(ast.parse(src), None)
+        except SyntaxError:
+            return None
+    while todo:
+        parts = todo.pop()
+        f = _module_file(root, parts) if parts else root / "__init__.py"
+        is_pkg = f.name == "__init__.py"
+        try:
+            scan(ast.parse(f.read_text()), parts if is_pkg else parts[:-1])
+        except SyntaxError:
+            return None
+    return sorted(p.relative_to(root).as_posix() for p in files)
 
 
 def execution_hash(nb: nbformat.NotebookNode, parameters: dict[str, Any], profile: str,
@@ -491,7 +561,9 @@ def run(profile: str, *, only: list[str] | None = None, prepare_only: bool = Fal
             res = prepare_one(name, src, dst, overrides)
         else:
             parameters = {**declared, **overrides}
-            digest = execution_hash(nb, parameters, profile, package)
+            deps = notebook_dependencies(nb, layout.package_dir)
+            used = package if deps is None else [entry for entry in package if entry[0] in deps]
+            digest = execution_hash(nb, parameters, profile, used)
             stored = _stored_meta(dst) if dst.is_file() else {}
             if not force and stored.get("hash") == digest:
                 detail = f"executed {stored.get('executed', '?')} in {stored.get('seconds', '?')} s"

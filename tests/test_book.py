@@ -38,7 +38,8 @@ def make_notebook(path: Path, params: str = "n = 3\nscale = 0.5\nlabel = 'x'", b
 @pytest.fixture
 def layout(tmp_path) -> Layout:
     make_notebook(tmp_path / "notebooks" / "tiny.ipynb")
-    make_notebook(tmp_path / "notebooks" / "sub" / "other.ipynb", params="steps = 1", body="print('steps', steps)")
+    make_notebook(tmp_path / "notebooks" / "sub" / "other.ipynb", params="steps = 1",
+                  body="def uses_the_package():\n    import pkg.mod\nprint('steps', steps)")
     (tmp_path / "notebooks" / ".ipynb_checkpoints").mkdir()
     make_notebook(tmp_path / "notebooks" / ".ipynb_checkpoints" / "tiny-checkpoint.ipynb")
     (tmp_path / "notebooks" / "profiles.yml").write_text(
@@ -199,6 +200,8 @@ def test_package_code_is_part_of_the_hash(layout):
     pkg = layout.package_dir
     book.run("smoke", layout=layout, only=["sub/other"], build=False)
     assert [r.status for r in book.run("smoke", layout=layout, only=["sub/other"], build=False)] == ["reused"]
+    (pkg / "unrelated.py").write_text("Y = 1\n")  # a module the notebook does not import: reused
+    assert [r.status for r in book.run("smoke", layout=layout, only=["sub/other"], build=False)] == ["reused"]
     (pkg / "mod.py").write_text("X = 2\n")
     assert [r.status for r in book.run("smoke", layout=layout, only=["sub/other"], build=False)] == ["ran"]
 
@@ -267,3 +270,27 @@ def test_package_fingerprint_covers_every_py_file(tmp_path):
     assert [f for f, _ in book.package_fingerprint(tmp_path)] == ["a.py", "sub/b.py"]
     assert book.Layout().package_dir == ROOT / "faceedit_nb"
     assert "book.py" in [f for f, _ in book.package_fingerprint(ROOT / "faceedit_nb")]
+
+
+def test_notebook_dependencies_follow_imports_transitively(tmp_path):
+    pkg = tmp_path / "faceedit_nb"
+    (pkg / "sub").mkdir(parents=True)
+    files = {"__init__.py": "", "a.py": "from .sub import b\n", "sub/__init__.py": "", "sub/b.py":
+             "def f():\n    from ..c import g\n", "c.py": "", "d.py": "import faceedit_nb.e\n", "e.py": "",
+             "unused.py": ""}
+    for rel, text in files.items():
+        (pkg / rel).write_text(text)
+    nb = new_notebook(cells=[new_code_cell("try:\n    import x\nexcept ImportError:\n    %pip install x"),
+                             new_code_cell("from faceedit_nb import a\nimport faceedit_nb.d as d\n!ls")])
+    deps = book.notebook_dependencies(nb, pkg)
+    assert deps == ["__init__.py", "a.py", "c.py", "d.py", "e.py", "sub/__init__.py", "sub/b.py"]
+    # a change to a module the notebook cannot reach leaves its execution hash alone
+    full = book.package_fingerprint(pkg)
+    used = [e for e in full if e[0] in deps]
+    before = book.execution_hash(nb, {}, "cpu", used)
+    (pkg / "unused.py").write_text("x = 1\n")
+    assert book.execution_hash(nb, {}, "cpu", [e for e in book.package_fingerprint(pkg) if e[0] in deps]) == before
+    (pkg / "c.py").write_text("y = 2\n")
+    assert book.execution_hash(nb, {}, "cpu", [e for e in book.package_fingerprint(pkg) if e[0] in deps]) != before
+    # a cell that does not parse: every file counts
+    assert book.notebook_dependencies(new_notebook(cells=[new_code_cell("def (:")]), pkg) is None
