@@ -13,6 +13,8 @@ generator step), as the baselines chapter does.
 """
 from __future__ import annotations
 
+import contextlib
+import time
 from dataclasses import dataclass
 
 import torch
@@ -21,11 +23,14 @@ from torch import nn
 
 from . import labels as L
 from . import losses
-from .baselines import frozen
+from .baselines import SynthFacesBatches, Trained, _train, frozen
+from .cache import load_or_train
 from .config import Profiles
+from .data.synthfaces import SynthFaces
 from .nets import hierarchical as H
 from .nets import stargan
-from .train import Trainer
+from .nets.parsing import train_parser
+from .train import Trainer, run_dir_for
 
 
 @dataclass
@@ -60,12 +65,33 @@ class HierarchicalConfig(Profiles):
     parser_lr: float = 1e-4        # the λ_p step of Eq. 9
     steps: int = 200_000
     seed: int = 0
+    # the translation set (RaFD in the paper: 1,608 frontal faces of 67 people; no masks are used)
+    n_train: int = 3200            # SynthFaces training faces (train split)
+    n_identities: int = 200
+    data_seed: int = 0
+    # parser pre-training (the paper: CelebAMask-HQ's training set, another data set than the translation one)
+    parser_masks: int = 24_183     # labelled faces at fraction 1 (CelebAMask-HQ's training split has 24,183)
+    parser_fraction: float = 1.0   # share of them used for pre-training (Figure 5: 0.1, 0.2, 0.5, 1)
+    parser_steps: int = 80_000     # face-parsing.PyTorch trains BiSeNet for 80k iterations of batch 16
+    parser_batch: int = 16
+    parser_pretrain_lr: float = 2e-3  # AdamW, warm-up then poly decay (faceedit_nb.nets.parsing.train_parser)
+    parser_data_seed: int = 1      # SynthFaces seed of the labelled faces: other people than the translation set
+    # engine
+    precision: str = "auto"        # bf16 autocast on CPU, fp16 on CUDA; "fp32" to turn it off
+    ema_decay: float = 0.0         # the paper keeps no EMA generator
+    log_every: int = 100
+    sample_every: int = 1000
+    snapshot_every: int = 1000
     version: int = 1               # bump when the training code changes results
 
-    _CPU = dict(image_size=64, part_size=32, g_conv_dim=16, g_repeat=3, d_conv_dim=16, fusion_dim=16,
-                parser="unet", parser_width=16, batch_size=16, steps=1500)
+    # cpu: 64 px faces (the cpu oracles' size), 32 px parts, width 8, batch 8 (the paper's): 0.22 s per
+    # iteration on 1 core (benchmarks/hierarchical_step.py), so that the whole series fits in 30 minutes
+    _CPU = dict(image_size=64, part_size=32, g_conv_dim=8, g_repeat=3, d_conv_dim=8, fusion_dim=8,
+                parser="unet", parser_width=16, batch_size=8, steps=1000, parser_masks=4000, parser_steps=600,
+                parser_pretrain_lr=5e-3, log_every=50, sample_every=500, snapshot_every=250)
     _SMOKE = dict(image_size=32, part_size=16, g_conv_dim=8, g_repeat=1, d_conv_dim=8, fusion_dim=8,
-                  parser="unet", parser_width=8, batch_size=4, steps=4, n_critic=2)
+                  parser="unet", parser_width=8, batch_size=4, steps=4, n_critic=2, n_train=32, n_identities=8,
+                  parser_masks=40, parser_steps=3, parser_batch=4, log_every=2, sample_every=4, snapshot_every=2)
 
     def __post_init__(self):
         if self.parser not in ("bisenet", "unet"):
@@ -75,6 +101,8 @@ class HierarchicalConfig(Profiles):
         unknown = set(self.exclude) - set(H.PARTS)
         if unknown:
             raise ValueError(f"unknown parts in exclude: {sorted(unknown)}; choose from {H.PARTS}")
+        if not 0 < self.parser_fraction <= 1:
+            raise ValueError(f"parser_fraction must lie in (0, 1]; got {self.parser_fraction!r}")
         self.box_size = tuple(self.box_size)
         self.exclude = tuple(self.exclude)
 
@@ -194,9 +222,11 @@ def generator_loss(model: HierarchicalGAN, real: dict, fake: dict, recon: dict, 
     terms, total = {}, 0.0
     for name, lam, D, _, x_fake in _branches(model, real, fake):
         out_fake, cls_fake = D(x_fake)
-        loss = (losses.wgan_generator_loss(out_fake) + cfg.lambda_cls * losses.expression_ce(cls_fake, label_trg)
+        cls = losses.expression_ce(cls_fake, label_trg)
+        loss = (losses.wgan_generator_loss(out_fake) + cfg.lambda_cls * cls
                 + cfg.lambda_rec * losses.l1(*rec_of[name]))
         terms[f"G/{name}"] = loss.detach()
+        terms[f"G_cls/{name}"] = cls.detach()  # the target-expression term alone, for the training curves
         total = total + lam * loss
     return {"loss": total, **terms}
 
@@ -244,3 +274,215 @@ def hierarchical_step(tr: Trainer, cfg: HierarchicalConfig, batch: dict, i: int)
 def config_for(profile: str, **overrides) -> HierarchicalConfig:
     """The paper's settings (``paper``), scaled down for a CPU (``cpu``) or a smoke test (``smoke``)."""
     return HierarchicalConfig.profile(profile, **overrides)
+
+
+# =========================================================================================================
+# Parser pre-training (the starting point of both variants) and its mIoU
+# =========================================================================================================
+PARSER_KEYS = ("parser", "parser_width", "image_size", "parser_masks", "parser_fraction", "parser_steps",
+               "parser_batch", "parser_pretrain_lr", "parser_data_seed", "seed", "version")
+
+
+def parser_config(cfg: HierarchicalConfig) -> dict:
+    """The settings that decide the pre-trained parser: its cache key. Every GAN variant with the same
+    parser settings (w/o and w/ end-to-end, the ablations) starts from the same cached parser."""
+    return {k: getattr(cfg, k) for k in PARSER_KEYS}
+
+
+def parser_training_set(cfg: HierarchicalConfig) -> dict:
+    """The labelled faces of pre-training: a seeded random ``parser_fraction`` of ``parser_masks`` SynthFaces
+    faces (train split, seed ``parser_data_seed``), as uint8 images and label maps. Smaller fractions are
+    subsets of larger ones (the same permutation), as the paper's proportions of CelebAMask-HQ."""
+    n_all = cfg.parser_masks
+    n = max(cfg.parser_batch, round(n_all * cfg.parser_fraction))
+    faces = SynthFaces("train", size=cfg.image_size, n=n_all, seed=cfg.parser_data_seed,
+                       n_identities=max(1, n_all // 8))
+    order = torch.randperm(n_all, generator=torch.Generator().manual_seed(cfg.parser_data_seed))[:n].sort().values
+    images, masks = [], []
+    for lo in range(0, n, 256):
+        b = faces.batch(order[lo:lo + 256])
+        images.append(((b["image"] + 1) * 127.5).round().to(torch.uint8))
+        masks.append(b["mask"].to(torch.uint8))
+    return {"image": torch.cat(images), "mask": torch.cat(masks)}
+
+
+@contextlib.contextmanager
+def _threads(n: int | None):
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def pretrain_parser(cfg: HierarchicalConfig, progress: bool = False, threads: int | None = None) -> dict:
+    """Pre-train the parser on labelled faces (:func:`parser_training_set`); returns its state, the loss
+    history, the held-out mIoU (:func:`parser_miou`) and the seconds taken."""
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        parser = build_parser(cfg)
+    with _threads(threads):
+        history = train_parser(parser, parser_training_set(cfg), cfg.parser_steps, batch_size=cfg.parser_batch,
+                               lr=cfg.parser_pretrain_lr, seed=cfg.seed, log_every=100 if progress else 0)
+        report = parser_miou(parser, cfg.image_size)
+    return {"state": {k: v.detach().cpu() for k, v in parser.state_dict().items()}, "history": history,
+            "report": report, "seconds": time.perf_counter() - start}
+
+
+def load_parser(cfg: HierarchicalConfig, cache_dir=None, progress: bool = False,
+                threads: int | None = None) -> tuple[nn.Module, dict]:
+    """The pre-trained parser of ``cfg`` (trained once, then from the model cache) and its report
+    (``miou``, ``parts_miou``, per-class IoU on the SynthFaces test split, ``seconds`` of pre-training)."""
+    key = parser_config(cfg)
+    result = load_or_train("hier-parser", key, lambda _: pretrain_parser(cfg, progress, threads),
+                           cache_dir=cache_dir, verbose=progress)
+    parser = build_parser(cfg)
+    parser.load_state_dict(result["state"])
+    return parser.eval(), {**result["report"], "seconds": float(result["seconds"])}
+
+
+@torch.no_grad()
+def parser_miou(parser: nn.Module, size: int, n: int = 640, seed: int = 0, batch_size: int = 128) -> dict:
+    """mIoU of a parser on SynthFaces' test split (people never seen in training), from the confusion matrix
+    over all ``n`` faces, averaged over the classes present in the ground truth (as the parser oracle's
+    report), plus ``parts_miou``: the IoU of the 4 local parts (and of "none"), the masks the GAN uses."""
+    from .oracles import confusion_matrix, iou_from_confusion
+    faces = SynthFaces("test", size=size, n=n, seed=seed, n_identities=max(1, n // 8))
+    was_training = parser.training
+    parser.eval()
+    dev = next(parser.parameters()).device
+    c = len(L.PARSING_CLASSES)
+    conf = torch.zeros(c, c, dtype=torch.long)
+    conf_parts = torch.zeros(len(L.LOCAL_PARTS), len(L.LOCAL_PARTS), dtype=torch.long)
+    for lo in range(0, n, batch_size):
+        b = faces.batch(torch.arange(lo, min(n, lo + batch_size)))
+        pred = parser(b["image"].to(dev)).float().argmax(1).cpu()
+        conf += confusion_matrix(pred, b["mask"], c)
+        conf_parts += confusion_matrix(L.map_mask(pred, "local_parts"), L.map_mask(b["mask"], "local_parts"),
+                                       len(L.LOCAL_PARTS))
+    parser.train(was_training)
+    iou, present = iou_from_confusion(conf)
+    iou_p, present_p = iou_from_confusion(conf_parts)
+    return {"miou": float(iou[present].mean()), "parts_miou": float(iou_p[1:][present_p[1:]].mean()),
+            "per_class_iou": {L.PARSING_CLASSES[i]: float(iou[i]) for i in range(c) if present[i]},
+            "per_part_iou": {H.PARTS[p]: float(iou_p[p + 1]) for p in range(len(H.PARTS))}, "n_test": n}
+
+
+# =========================================================================================================
+# Training and loading through the engine and the model cache
+# =========================================================================================================
+class HierarchicalBatches:
+    """SynthFaces training batches (:class:`faceedit_nb.baselines.SynthFacesBatches`, no flips: the
+    rectangular baseline's landmarks would need mirroring too) with each face's 68 landmarks added."""
+
+    def __init__(self, cfg: HierarchicalConfig):
+        self.base = SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
+                                      flip=False, seed=cfg.seed, data_seed=cfg.data_seed)
+        ds = self.base.dataset
+        self.landmarks = torch.cat([ds.batch(torch.arange(lo, min(len(ds), lo + 256)))["landmarks"]
+                                    for lo in range(0, len(ds), 256)])
+
+    def get(self, indices: torch.Tensor) -> dict:
+        out = self.base.get(indices)
+        out["landmarks"] = self.landmarks[indices]
+        return out
+
+    def __call__(self, step: int) -> dict:
+        out = self.base(step)
+        out["landmarks"] = self.landmarks[out["index"]]
+        return out
+
+
+def build_hierarchical(cfg: HierarchicalConfig, parser_state: dict | None = None) -> HierarchicalGAN:
+    """The networks of ``cfg``, initialised from ``cfg.seed``; ``parser_state``: pre-trained parser weights."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = HierarchicalGAN(cfg)
+    if parser_state is not None:
+        if model.parser is None:
+            raise ValueError("the rectangular baseline has no parser to load weights into")
+        model.parser.load_state_dict(parser_state)
+    return model
+
+
+def hierarchical_optimizers(cfg: HierarchicalConfig, model: HierarchicalGAN) -> dict:
+    """Adam (β = 0.5, 0.999) over :func:`parameter_groups`; the fused kernel (same update, faster on CPU)."""
+    return {k: torch.optim.Adam(groups, betas=(0.5, 0.999), fused=True)
+            for k, groups in parameter_groups(model).items()}
+
+
+class HierarchicalEditor:
+    """``editor(images, source_expression, target_expression)`` for the evaluation harness: the fusion
+    output x_t of Fig. 2. The rectangular baseline crops around landmarks, which the editor reads from
+    ``dataset`` by sample index (SynthFaces' ground truth; the harness passes ``indices``)."""
+
+    def __init__(self, model: HierarchicalGAN, dataset=None):
+        self.model, self.dataset = model.eval(), dataset
+        self.wants_indices = model.cfg.parts == "rectangular"
+        if self.wants_indices and dataset is None:
+            raise ValueError("the rectangular baseline needs landmarks: pass the data set being edited "
+                             "(hierarchical_editor(model, dataset))")
+
+    def __call__(self, images, source, target, indices=None):
+        c = F.one_hot(target.long(), self.model.cfg.c_dim).float().to(images.device)
+        landmarks = None
+        if self.wants_indices:
+            landmarks = self.dataset.batch(torch.as_tensor(indices).cpu())["landmarks"].to(images.device)
+        return self.model.translate(images, c, landmarks=landmarks)["out"]
+
+    def __repr__(self) -> str:
+        cfg = self.model.cfg
+        return f"HierarchicalEditor(parts={cfg.parts!r}, end_to_end={cfg.end_to_end}, exclude={cfg.exclude})"
+
+
+def hierarchical_editor(model: HierarchicalGAN, dataset=None) -> HierarchicalEditor:
+    return HierarchicalEditor(model, dataset)
+
+
+def train_hierarchical(cfg: HierarchicalConfig, run_dir=None, progress: bool = True, resume: bool = True,
+                       threads: int | None = None, n_samples: int = 8, cache_dir=None) -> Trainer:
+    """Train the hierarchical GAN with the engine (a resumable run in ``run_dir``). Semantic parts start
+    from the pre-trained parser of :func:`load_parser` (frozen, or updated by Eq. 9 when end-to-end)."""
+    parser_state = None
+    if cfg.parts == "semantic":
+        parser_state = load_parser(cfg, cache_dir=cache_dir, progress=progress, threads=threads)[0].state_dict()
+    model = build_hierarchical(cfg, parser_state)
+    opts = hierarchical_optimizers(cfg, model)
+    data = HierarchicalBatches(cfg)
+    fixed = data.get(torch.arange(min(n_samples, data.base.n)))
+
+    def samples(step):
+        model.eval()
+        dev = next(model.parameters()).device
+        x, lm = fixed["image"].to(dev), fixed["landmarks"].to(dev)
+        eye = torch.eye(cfg.c_dim, device=dev)
+        return [x] + [model.translate(x, eye[k].expand(len(x), -1), landmarks=lm)["out"] for k in range(cfg.c_dim)]
+
+    return _train("hierarchical", cfg, {"model": model}, opts, None, hierarchical_step, data, samples, cfg.steps,
+                  run_dir, progress, resume, threads)
+
+
+def load_hierarchical(cfg: HierarchicalConfig, outdir=None, progress: bool = True, cache_dir=None,
+                      threads: int | None = None) -> Trained:
+    """The hierarchical GAN trained with ``cfg``: from the model cache, or trained now (resuming an
+    interrupted run). ``nets["model"]`` is the :class:`HierarchicalGAN` (eval mode), ``editor`` its
+    :class:`HierarchicalEditor` (semantic parts; the rectangular baseline needs
+    ``hierarchical_editor(model, dataset)``), ``stats`` the training log."""
+    def train_fn(c):
+        return train_hierarchical(c, run_dir=run_dir_for("hierarchical", c, outdir), progress=progress,
+                                  threads=threads, cache_dir=cache_dir).export()
+
+    state = load_or_train("hierarchical", cfg, train_fn, cache_dir=cache_dir)
+    model = build_hierarchical(cfg)
+    model.load_state_dict(state["models"]["model"])
+    model.eval()
+    editor = hierarchical_editor(model) if cfg.parts == "semantic" else None
+    return Trained({"model": model}, {}, state.get("stats", []), cfg, editor)
+
+
+def train_seconds(trained: Trained) -> float:
+    """Seconds of training (the engine's clock, summed over resumed sessions) of a loaded model."""
+    return float(trained.stats[-1]["elapsed"]) if trained.stats else float("nan")

@@ -7,6 +7,15 @@ from faceedit_nb import seg_hierarchical as S
 from faceedit_nb.data import SynthFaces
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: the machine is shared, and more threads than free cores slow these tests down."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _batch(cfg, n=4):
     b = SynthFaces("train", size=cfg.image_size, n=16).batch(torch.arange(n))
     lab = b["expression"]
@@ -70,3 +79,98 @@ def test_engine_steps_train_every_branch(tmp_path):
     assert {"D/global", "D/fusion", "D/mouth_lips"} <= set(logs[0]) and "G/fusion" in logs[1]
     assert all(torch.isfinite(torch.as_tensor(float(v))) for v in logs[1].values())
     assert any(not torch.equal(a, p) for a, p in zip(before, m.parser.parameters()))  # Eq. 9 moved the parser
+
+
+# --- parser pre-training, training and loading through the cache (smoke sizes) ---------------------------
+def test_parser_training_set_fractions_are_nested_subsets():
+    cfg = S.config_for("smoke")
+    full = S.parser_training_set(cfg)
+    half = S.parser_training_set(cfg.replace(parser_fraction=0.5))
+    assert len(full["image"]) == cfg.parser_masks and len(half["image"]) == cfg.parser_masks // 2
+    assert full["image"].dtype == torch.uint8 and full["mask"].shape == (cfg.parser_masks, 32, 32)
+    rows = {tuple(r.flatten()[:64].tolist()) for r in full["image"]}
+    assert all(tuple(r.flatten()[:64].tolist()) in rows for r in half["image"])
+    with pytest.raises(ValueError, match="parser_fraction"):
+        S.config_for("smoke", parser_fraction=0.0)
+
+
+def test_parser_config_is_shared_by_the_variants_and_keyed_by_the_fraction():
+    cfg = S.config_for("smoke")
+    assert S.parser_config(cfg) == S.parser_config(cfg.replace(end_to_end=False, exclude=("nose",), steps=99))
+    assert S.parser_config(cfg) != S.parser_config(cfg.replace(parser_fraction=0.2))
+
+
+class _LookupParser(torch.nn.Module):
+    """Returns the ground-truth logits of the test faces in order (a perfect parser), or those of shifted masks."""
+
+    def __init__(self, masks, shift=0):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.masks, self.pos, self.shift = masks, 0, shift
+
+    def forward(self, x):
+        m = self.masks[self.pos:self.pos + len(x)]
+        self.pos += len(x)
+        m = m.roll(self.shift, dims=-1)
+        return 10.0 * F.one_hot(m, 19).permute(0, 3, 1, 2).float() + 0 * self.w
+
+
+def test_parser_miou_is_one_for_a_perfect_parser_and_lower_for_a_shifted_one():
+    faces = SynthFaces("test", size=32, n=48, seed=0, n_identities=6)
+    masks = faces.batch(torch.arange(48))["mask"]
+    perfect = S.parser_miou(_LookupParser(masks), 32, n=48, batch_size=20)
+    assert perfect["miou"] == pytest.approx(1.0) and perfect["parts_miou"] == pytest.approx(1.0)
+    shifted = S.parser_miou(_LookupParser(masks, shift=3), 32, n=48, batch_size=20)
+    assert shifted["parts_miou"] < 0.9 and set(shifted["per_part_iou"]) == set(S.H.PARTS)
+
+
+def test_load_parser_trains_once_then_loads(tmp_path):
+    cfg = S.config_for("smoke")
+    p1, rep1 = S.load_parser(cfg, cache_dir=tmp_path)
+    p2, rep2 = S.load_parser(cfg, cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 1 and rep1 == rep2 and 0 <= rep1["miou"] <= 1
+    assert all(torch.equal(a, b) for a, b in zip(p1.state_dict().values(), p2.state_dict().values()))
+
+
+def test_batches_carry_each_faces_landmarks():
+    cfg = S.config_for("smoke")
+    data = S.HierarchicalBatches(cfg)
+    b = data(3)
+    assert b["image"].shape == (cfg.batch_size, 3, 32, 32) and b["landmarks"].shape == (cfg.batch_size, 68, 2)
+    want = data.base.dataset.batch(b["index"])["landmarks"]
+    assert torch.equal(b["landmarks"], want)
+
+
+@pytest.mark.parametrize("end_to_end", [True, False])
+def test_load_hierarchical_trains_through_the_engine_and_caches(tmp_path, end_to_end):
+    cfg = S.config_for("smoke", end_to_end=end_to_end)
+    trained = S.load_hierarchical(cfg, outdir=tmp_path / "runs", cache_dir=tmp_path, progress=False, threads=1)
+    model = trained.nets["model"]
+    assert trained.stats[-1]["step"] == cfg.steps and S.train_seconds(trained) > 0
+    pretrained, _ = S.load_parser(cfg, cache_dir=tmp_path)
+    same = all(torch.equal(a, b) for a, b in zip(pretrained.state_dict().values(), model.parser.state_dict().values()))
+    assert same != end_to_end  # Eq. 9 moves the parser only end to end
+    x = SynthFaces("test", size=32, n=4).batch(torch.arange(4))
+    with torch.no_grad():
+        y = trained.editor(x["image"], x["expression"], (x["expression"] + 1) % 8)
+    assert y.shape == x["image"].shape and torch.isfinite(y).all()
+    again = S.load_hierarchical(cfg, outdir=tmp_path / "runs", cache_dir=tmp_path, progress=False, threads=1)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.nets["model"].state_dict().values()))
+
+
+def test_rectangular_editor_reads_landmarks_by_index(tmp_path):
+    cfg = S.config_for("smoke", parts="rectangular")
+    trained = S.load_hierarchical(cfg, outdir=tmp_path / "runs", cache_dir=tmp_path, progress=False, threads=1)
+    assert trained.editor is None and not any(p.name.startswith("hier-parser") for p in tmp_path.iterdir())
+    test = SynthFaces("test", size=32, n=8)
+    with pytest.raises(ValueError, match="landmarks"):
+        S.hierarchical_editor(trained.nets["model"])
+    editor = S.hierarchical_editor(trained.nets["model"], test)
+    assert editor.wants_indices
+    idx = torch.tensor([5, 2])
+    b = test.batch(idx)
+    with torch.no_grad():
+        y = editor(b["image"], b["expression"], torch.tensor([3, 4]), indices=idx)
+        want = trained.nets["model"].translate(b["image"], F.one_hot(torch.tensor([3, 4]), 8).float(),
+                                               landmarks=b["landmarks"])["out"]
+    assert torch.allclose(y, want)
