@@ -14,6 +14,7 @@ generator step), as the baselines chapter does.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass
 
@@ -512,3 +513,35 @@ def series_configs(profile: str, seed: int = 0, **overrides) -> dict[str, Hierar
     return {"rectangular": base.replace(parts="rectangular", end_to_end=False),
             "ours w/o end-to-end": base.replace(end_to_end=False),
             "ours w/ end-to-end": base.replace(end_to_end=True)}
+
+
+# =========================================================================================================
+# Verdicts: the paper's claims against our figures
+# =========================================================================================================
+def rate_difference(p1: float, n1: int, p2: float, n2: int) -> tuple[float, float]:
+    """``p1 - p2`` of two rates (e.g. EEA) measured on ``n1`` and ``n2`` edits, and its standard error as
+    for independent binomial samples. Optimistic for edits of the same faces (they are correlated), and
+    blind to the spread between training seeds: a floor on the uncertainty, not the whole of it."""
+    if n1 < 1 or n2 < 1:
+        raise ValueError(f"need at least one edit on each side; got n1={n1}, n2={n2}")
+    se = math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
+    return p1 - p2, se
+
+
+def verdict(difference: float, se: float | None = None, better: str = "higher", z: float = 2.0) -> str:
+    """The book's verdict on a claim "A is better than B" from ``difference = A - B``: ``reproduced`` when
+    the difference points the claimed way by more than ``z`` standard errors (by any amount when ``se`` is
+    None, e.g. FID, which has no error bar here), else ``not reproduced``, with the reason."""
+    if better not in ("higher", "lower"):
+        raise ValueError(f"better must be 'higher' or 'lower'; got {better!r}")
+    if not math.isfinite(difference):
+        return "not testable here"
+    signed = difference if better == "higher" else -difference
+    margin = 0.0 if se is None else z * se
+    if signed > margin:
+        return "reproduced"
+    if se is not None and signed < -margin:
+        return "not reproduced (reversed)"
+    if se is not None:
+        return f"not reproduced (within ±{z:g} SE)"
+    return "not reproduced"

@@ -174,3 +174,15 @@ def test_rectangular_editor_reads_landmarks_by_index(tmp_path):
         want = trained.nets["model"].translate(b["image"], F.one_hot(torch.tensor([3, 4]), 8).float(),
                                                landmarks=b["landmarks"])["out"]
     assert torch.allclose(y, want)
+
+
+def test_verdicts_follow_the_claimed_direction_and_the_noise():
+    d, se = S.rate_difference(0.9, 1000, 0.8, 1000)
+    assert d == pytest.approx(0.1) and se == pytest.approx((0.09 / 1000 + 0.16 / 1000) ** 0.5)
+    assert S.verdict(d, se) == "reproduced"
+    assert S.verdict(-d, se) == "not reproduced (reversed)"
+    assert S.verdict(0.01, se).startswith("not reproduced (within")
+    assert S.verdict(-1.0, None, better="lower") == "reproduced"  # FID: lower is better, no error bar
+    assert S.verdict(float("nan")) == "not testable here"
+    with pytest.raises(ValueError, match="edit"):
+        S.rate_difference(0.5, 0, 0.5, 10)
