@@ -65,6 +65,7 @@ from torch import nn
 from . import labels as L
 from .cache import load_or_train
 from .device import DEVICE, autocast, seed_everything
+from .metrics.image import confusion_matrix, iou_per_class
 from .nets.classifiers import VGG16_STAGES, AttributeClassifier, AURegressor, VGGClassifier
 from .nets.identity import ArcFaceHead, IdentityNet
 from .nets.parsing import BiSeNet, UNet, poly_lr, train_parser
@@ -535,19 +536,12 @@ def verification_roc_auc(embeddings: torch.Tensor, identities: torch.Tensor) -> 
     return roc_auc(sim, identities[i] == identities[j])
 
 
-def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """``n x n`` counts, rows the ground truth, columns the prediction."""
-    pred, target = pred.flatten().long(), target.flatten().long()
-    ok = (target >= 0) & (target < n_classes)
-    return torch.bincount(target[ok] * n_classes + pred[ok], minlength=n_classes ** 2).view(n_classes, n_classes)
-
-
 def iou_from_confusion(conf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-class IoU = TP / (TP + FP + FN), and which classes occur in the ground truth."""
-    tp = conf.diag().double()
-    union = conf.sum(0).double() + conf.sum(1).double() - tp
-    present = conf.sum(1) > 0
-    return torch.where(union > 0, tp / union.clamp(min=1), torch.zeros_like(tp)), present
+    """Per-class IoU (:func:`faceedit_nb.metrics.iou_per_class`, 0 for a class absent from the ground
+    truth) and which classes occur in the ground truth."""
+    iou = iou_per_class(conf)
+    present = ~iou.isnan()
+    return iou.nan_to_num(0.0), present
 
 
 # --- the oracles ----------------------------------------------------------------------------------------
