@@ -163,9 +163,13 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # accuracy, without it and with 1500 steps 98% (measured, SynthFaces 64 px)
         "expression": dict(width=0.25, fc_dim=256, dropout=0.0, lr=2e-3, steps=1500),
         "attributes": dict(dim=32),  # STGAN's own width
-        "aus": dict(dim=32, lr=2e-3, steps=2500),
+        # AUs: with MSE, 2,500 steps and 8,000 images the held-out MAE was 0.080 (0.037 on prototype
+        # expressions, 0.122 on free AU vectors), still falling; L1 is the figure reported, twice the data
+        "aus": dict(dim=32, lr=2e-3, steps=5000, loss="l1", n_train=16000),
         "identity": dict(dim=32, s=32.0),  # s = 32 chosen a priori for 1000 classes (ArcFace: 64)
-        "parser": dict(base=16, depth=4, batch_size=16, steps=2000, lr=5e-3),
+        # parser: 2,000 steps reached mIoU 0.844, every class at 0.78-0.99 but earrings (0.14, a few pixels
+        # at 64 px), the loss still falling; twice the steps
+        "parser": dict(base=16, depth=4, batch_size=16, steps=4000, lr=5e-3),
     },
     "paper": {
         "*": dict(n_train=32000, n_test=2560, train_identities=4000, steps=6000, batch_size=64),
