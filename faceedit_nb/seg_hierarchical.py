@@ -93,6 +93,9 @@ class HierarchicalConfig(Profiles):
     # iteration on 1 core (benchmarks/hierarchical_step.py), so that the whole series fits in 30 minutes.
     # End to end with the parser's gradient through the real parts and lr 1e-4, the parser lost 99% of its
     # parts' IoU in 250 iterations (measured; 03_ablations shows it); detached real parts and lr 1e-5 kept it.
+    # Caveat (measured under load, one seed): at this budget the generators barely learn the target: after
+    # 650 iterations their target-expression loss was still ~2.05 (ln 8 = 2.08); lr 1e-3 with n_critic 2
+    # gave an EEA of 15.7% after 300 iterations (chance: 12.5%).
     _CPU = dict(image_size=64, part_size=32, g_conv_dim=8, g_repeat=3, d_conv_dim=8, fusion_dim=8,
                 parser="unet", parser_width=16, batch_size=8, steps=800, parser_masks=4000, parser_steps=400,
                 parser_pretrain_lr=5e-3, detach_real_parts=True, parser_lr=1e-5, log_every=50, sample_every=400,
