@@ -497,11 +497,6 @@ def load_hierarchical(cfg: HierarchicalConfig, outdir=None, progress: bool = Tru
     return Trained({"model": model}, {}, state.get("stats", []), cfg, editor)
 
 
-def train_seconds(trained: Trained) -> float:
-    """Seconds of training (the engine's clock, summed over resumed sessions) of a loaded model."""
-    return float(trained.stats[-1]["elapsed"]) if trained.stats else float("nan")
-
-
 
 # =========================================================================================================
 # The models of the series (one place, so that every chapter asks the cache for the same configs)

@@ -146,7 +146,7 @@ def test_load_hierarchical_trains_through_the_engine_and_caches(tmp_path, end_to
     cfg = S.config_for("smoke", end_to_end=end_to_end)
     trained = S.load_hierarchical(cfg, outdir=tmp_path / "runs", cache_dir=tmp_path, progress=False, threads=1)
     model = trained.nets["model"]
-    assert trained.stats[-1]["step"] == cfg.steps and S.train_seconds(trained) > 0
+    assert trained.stats[-1]["step"] == cfg.steps and trained.train_seconds > 0
     pretrained, _ = S.load_parser(cfg, cache_dir=tmp_path)
     same = all(torch.equal(a, b) for a, b in zip(pretrained.state_dict().values(), model.parser.state_dict().values()))
     assert same != end_to_end  # Eq. 9 moves the parser only end to end
