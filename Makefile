@@ -1,7 +1,8 @@
 # faceedit-nb: the two commands of the README.
 #   make book   execute every notebook (profile cpu, cached) and build the HTML book in book/_build/html
 #   make test   unit tests + every notebook under nbval with the smoke profile
-#   make clean  remove build products (book/_build, book/notebooks, build/); keeps .venv and .cache
+#   make clean  remove build products (book/_build, book/notebooks, build/); keeps .venv and the model
+#               cache (~/.cache/faceedit-nb, or $FACEEDIT_CACHE)
 #
 # Both create .venv when it is missing and (re)install requirements.txt and the package only when
 # requirements.txt or pyproject.toml changed since the last install (a content stamp inside .venv).
@@ -53,13 +54,14 @@ book: setup
 # is a failure: an empty run must never look green. Each of the JOBS workers (and the notebook kernels it
 # starts) gets TEST_THREADS torch/OpenMP threads: with 2 workers of 2 threads on 2 cores, OpenMP's
 # spinning threads made a small evaluation 16x slower (40 s against 2.5 s, measured).
+# Tests train every model from scratch in build/test-cache (never reuse the user's model cache).
 test: setup
-	rm -rf build/smoke
+	rm -rf build/smoke build/test-cache
 	$(PY) -m faceedit_nb.book --profile smoke --prepare-only --out build/smoke
 	@nbs="$$(if [ -d build/smoke ]; then find build/smoke -name '*.ipynb' | sort | tr '\n' ' '; fi)"; \
 	cmd="$(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-current-env tests $$nbs $(PYTEST_ARGS)"; \
 	echo "$$cmd"; \
-	rc=0; OMP_NUM_THREADS=$(TEST_THREADS) MKL_NUM_THREADS=$(TEST_THREADS) $$cmd || rc=$$?; \
+	rc=0; FACEEDIT_CACHE=$(CURDIR)/build/test-cache OMP_NUM_THREADS=$(TEST_THREADS) MKL_NUM_THREADS=$(TEST_THREADS) $$cmd || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing" >&2; exit 1; fi; \
 	exit $$rc
 

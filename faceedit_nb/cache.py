@@ -15,8 +15,11 @@ Layout
 ------
 ``<root>/models/<name>-<hash>/`` holds ``weights.pt`` (``torch.save`` of a state dict or of the
 returned dict), ``config.json`` (the canonical config that was hashed) and ``meta.json`` (training
-time, torch version, date). ``<root>`` is ``$FACEEDIT_CACHE`` if set, else ``.cache/`` at the top of a
-source checkout, else ``~/.cache/faceedit-nb``. ``cache_dir=`` overrides the models folder directly.
+time, torch version, date). ``<root>`` is ``$FACEEDIT_CACHE`` if set, else ``$XDG_CACHE_HOME/faceedit-nb``
+(``~/.cache/faceedit-nb``): one cache per user, shared by every checkout and by notebooks copied anywhere,
+so a fresh clone reuses the models an earlier one trained (as torch hub does). ``cache_dir=`` overrides the
+models folder directly. ``make test`` points ``FACEEDIT_CACHE`` at ``build/test-cache`` so that tests always
+train from scratch.
 
 Rules
 -----
@@ -64,14 +67,13 @@ class CacheWarning(UserWarning):
 
 # --- where ------------------------------------------------------------------------------------------
 def cache_root() -> Path:
-    """``$FACEEDIT_CACHE``, else ``<checkout>/.cache`` in a source checkout, else ``~/.cache/faceedit-nb``."""
+    """``$FACEEDIT_CACHE``, else ``$XDG_CACHE_HOME/faceedit-nb``, else ``~/.cache/faceedit-nb``."""
     env = os.environ.get("FACEEDIT_CACHE")
     if env:
         return Path(env).expanduser().resolve()
-    checkout = Path(__file__).resolve().parents[1]
-    if (checkout / "pyproject.toml").is_file() and (checkout / "faceedit_nb").is_dir():
-        return checkout / ".cache"
-    return Path.home() / ".cache" / "faceedit-nb"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return (base / "faceedit-nb").resolve()
 
 
 def models_dir() -> Path:

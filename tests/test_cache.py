@@ -119,6 +119,15 @@ def test_env_var_sets_the_cache_root(tmp_path, monkeypatch):
     assert (tmp_path / "root" / "models" / f"lin-{config_hash(Cfg())}" / "weights.pt").is_file()
 
 
+def test_default_root_is_the_user_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv("FACEEDIT_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.cache_root() == (tmp_path / "xdg" / "faceedit-nb").resolve()
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache.cache_root() == (tmp_path / "home" / ".cache" / "faceedit-nb").resolve()
+
+
 def test_corrupt_entry_warns_and_retrains(tmp_path):
     train = Counter()
     load_or_train("lin", Cfg(), train, build_fn=build, cache_dir=tmp_path, verbose=False)
