@@ -52,6 +52,17 @@ def test_au_regressor_outputs_intensities_in_0_1():
         assert torch.allclose(net(x), torch.sigmoid(net.logits(x)))
 
 
+def test_au_regressor_with_four_stages_reads_a_4x4_map():
+    net = AURegressor(dim=8, stages=4).eval()
+    convs = [m for m in net.features if isinstance(m, torch.nn.Sequential)]
+    assert [c[0].out_channels for c in convs] == [4, 4, 8, 8, 16, 16, 32, 32]
+    assert net.classifier[1].in_features == 32 * 4 * 4
+    with torch.no_grad():
+        assert net(torch.zeros(2, 3, 64, 64)).shape == (2, 17)
+    with pytest.raises(ValueError, match="1 to 5 conv pairs"):
+        AURegressor(dim=8, stages=6)
+
+
 def test_identity_embeddings_have_unit_norm():
     net = IdentityNet(embedding_dim=32, dim=8).eval()
     with torch.no_grad():

@@ -99,23 +99,27 @@ class VGGClassifier(nn.Module):
         return self.classifier(self.features(x))
 
 
-def _stgan_stages(dim: int) -> list[tuple[int, int]]:
+def _stgan_stages(dim: int, stages: int = 5) -> list[tuple[int, int]]:
     if dim < 2 or dim % 2:
         raise ValueError(f"dim must be an even number >= 2 (the first convs have dim / 2 channels); got {dim}")
-    return [(dim // 2, 2), (dim, 2), (dim * 2, 2), (dim * 4, 2), (dim * 8, 2)]
+    if not 1 <= stages <= 5:
+        raise ValueError(f"the STGAN classifier has 1 to 5 conv pairs; got stages={stages}")
+    return [(dim // 2, 2), (dim, 2), (dim * 2, 2), (dim * 4, 2), (dim * 8, 2)][:stages]
 
 
 class AttributeClassifier(nn.Module):
     """STGAN's evaluation classifier: logits of ``num_attributes`` binary attributes (default 13).
 
-    ``dim`` is STGAN's width parameter (32 in ``att_classification/models.py``, giving FC 512).
+    ``dim`` is STGAN's width parameter (32 in ``att_classification/models.py``, giving FC 512);
+    ``stages`` keeps the first conv pairs only (5 in STGAN): with 4 the FC layer reads a 4 x 4 map at 64 px.
     Trained with the sigmoid cross-entropy on 0/1 labels; an attribute is predicted present when its
     logit is positive.
     """
 
-    def __init__(self, num_attributes: int = len(L.ATTRIBUTES), dim: int = 32, image_size: int = 64):
+    def __init__(self, num_attributes: int = len(L.ATTRIBUTES), dim: int = 32, image_size: int = 64,
+                 stages: int = 5):
         super().__init__()
-        stages = _stgan_stages(dim)
+        stages = _stgan_stages(dim, stages)
         side = _feature_side(image_size, len(stages))
         self.image_size = image_size
         self.features, c = conv_stages(stages)
@@ -130,11 +134,12 @@ class AttributeClassifier(nn.Module):
 class AURegressor(AttributeClassifier):
     """AU intensities in [0, 1] (17 in ``labels.AUS`` order): STGAN's classifier with a sigmoid head.
 
-    :meth:`forward` returns the intensities; :meth:`logits` the pre-sigmoid values.
+    :meth:`forward` returns the intensities; :meth:`logits` the pre-sigmoid values. ``stages=4`` drops the
+    last conv pair and pool, so the head sees where on the face a change is (a 4 x 4 map at 64 px).
     """
 
-    def __init__(self, num_aus: int = len(L.AUS), dim: int = 32, image_size: int = 64):
-        super().__init__(num_aus, dim, image_size)
+    def __init__(self, num_aus: int = len(L.AUS), dim: int = 32, image_size: int = 64, stages: int = 5):
+        super().__init__(num_aus, dim, image_size, stages)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x)
