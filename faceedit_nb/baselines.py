@@ -39,6 +39,7 @@ from .train import Trainer, epoch_indices, epoch_linear_decay, linear_decay, run
 
 __all__ = [
     "StarGANConfig", "GANimationConfig", "AttGANConfig", "SynthFacesBatches", "Trained", "frozen", "critic_real_fake",
+    "run_baseline",
     "build_stargan", "stargan_optimizers", "stargan_step", "train_stargan", "load_stargan", "stargan_editor",
     "build_ganimation", "ganimation_optimizers", "ganimation_step", "train_ganimation", "load_ganimation",
     "ganimation_editor", "build_attgan", "attgan_optimizers", "attgan_step", "train_attgan", "load_attgan",
@@ -145,8 +146,11 @@ class Trained:
         return [r["step"] for r in rows], [r[key] for r in rows]
 
 
-def _train(name: str, cfg, nets: dict, opts: dict, schedule, step_fn, data, sample_fn, total_steps: int,
-           run_dir, progress: bool, resume: bool, threads: int | None) -> Trainer:
+def run_baseline(name: str, cfg, nets: dict, opts: dict, schedule, step_fn, data, sample_fn, total_steps: int,
+                 run_dir, progress: bool, resume: bool, threads: int | None) -> Trainer:
+    """Run ``step_fn`` with the engine for ``total_steps`` in ``run_dir`` (default: the run directory of
+    ``name`` and ``cfg``), resuming from its last snapshot; the config supplies EMA, precision, seed and
+    the logging, sampling and snapshot intervals. Shared by the baselines and the paper series."""
     run_dir = Path(run_dir) if run_dir is not None else run_dir_for(name, cfg)
     tr = Trainer(nets, opts, total_steps=total_steps, run_dir=run_dir, options=cfg, lr_schedule=schedule,
                  ema={"G": cfg.ema_decay} if cfg.ema_decay else None, precision=cfg.precision, seed=cfg.seed,
@@ -350,7 +354,7 @@ def train_stargan(cfg: StarGANConfig, run_dir=None, progress: bool = True, resum
         return [x] + [G.edit(x, c_org, c) for c in _stargan_targets(c_org, cfg)]
 
     schedule = linear_decay(cfg.num_iters, cfg.num_iters_decay, cfg.lr_update_step, cfg.official_lr_decay)
-    return _train("stargan", cfg, nets, opts, schedule, stargan_step, data, samples, cfg.num_iters, run_dir,
+    return run_baseline("stargan", cfg, nets, opts, schedule, stargan_step, data, samples, cfg.num_iters, run_dir,
                   progress, resume, threads)
 
 
@@ -517,7 +521,7 @@ def train_ganimation(cfg: GANimationConfig, run_dir=None, progress: bool = True,
         return cols
 
     schedule = epoch_linear_decay(cfg.steps_per_epoch, cfg.nepochs_no_decay, cfg.nepochs_decay)
-    return _train("ganimation", cfg, nets, opts, schedule, ganimation_step, data, samples, cfg.total_steps,
+    return run_baseline("ganimation", cfg, nets, opts, schedule, ganimation_step, data, samples, cfg.total_steps,
                   run_dir, progress, resume, threads)
 
 
@@ -668,7 +672,7 @@ def train_attgan(cfg: AttGANConfig, run_dir=None, progress: bool = True, resume:
         return cols
 
     schedule = step_decay(cfg.decay_epoch * cfg.steps_per_epoch, 0.1)
-    return _train("attgan", cfg, nets, opts, schedule, attgan_step, data, samples, cfg.total_steps, run_dir,
+    return run_baseline("attgan", cfg, nets, opts, schedule, attgan_step, data, samples, cfg.total_steps, run_dir,
                   progress, resume, threads)
 
 

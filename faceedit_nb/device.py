@@ -16,7 +16,7 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["DEVICE", "pick_device", "autocast", "autocast_dtype", "seed_everything", "grad_scaler"]
+__all__ = ["DEVICE", "pick_device", "autocast", "autocast_dtype", "seed_everything", "grad_scaler", "torch_threads"]
 
 
 def pick_device() -> torch.device:
@@ -60,3 +60,18 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch CPU threads (``None`` or 0: leave the setting), restored afterwards.
+    On a machine shared with other jobs, 1 thread per process keeps OpenMP from slowing to a crawl."""
+    if n is not None and n < 0:
+        raise ValueError(f"threads must be at least 1 (or None to leave the setting); got {n}")
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

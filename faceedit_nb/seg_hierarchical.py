@@ -13,7 +13,6 @@ generator step), as the baselines chapter does.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -24,10 +23,11 @@ from torch import nn
 
 from . import labels as L
 from . import losses
-from .baselines import SynthFacesBatches, Trained, _train, frozen
+from .baselines import SynthFacesBatches, Trained, frozen, run_baseline
 from .cache import load_or_train
 from .config import Profiles
 from .data.synthfaces import SynthFaces
+from .device import torch_threads
 from .nets import hierarchical as H
 from .nets import stargan
 from .nets.parsing import train_parser
@@ -320,17 +320,6 @@ def parser_training_set(cfg: HierarchicalConfig) -> dict:
     return {"image": torch.cat(images), "mask": torch.cat(masks)}
 
 
-@contextlib.contextmanager
-def _threads(n: int | None):
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def pretrain_parser(cfg: HierarchicalConfig, progress: bool = False, threads: int | None = None) -> dict:
     """Pre-train the parser on labelled faces (:func:`parser_training_set`); returns its state, the loss
     history, the held-out mIoU (:func:`parser_miou`) and the seconds taken."""
@@ -338,7 +327,7 @@ def pretrain_parser(cfg: HierarchicalConfig, progress: bool = False, threads: in
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         parser = build_parser(cfg)
-    with _threads(threads):
+    with torch_threads(threads):
         history = train_parser(parser, parser_training_set(cfg), cfg.parser_steps, batch_size=cfg.parser_batch,
                                lr=cfg.parser_pretrain_lr, seed=cfg.seed, log_every=100 if progress else 0)
         report = parser_miou(parser, cfg.image_size)
@@ -475,7 +464,7 @@ def train_hierarchical(cfg: HierarchicalConfig, run_dir=None, progress: bool = T
         eye = torch.eye(cfg.c_dim, device=dev)
         return [x] + [model.translate(x, eye[k].expand(len(x), -1), landmarks=lm)["out"] for k in range(cfg.c_dim)]
 
-    return _train("hierarchical", cfg, {"model": model}, opts, None, hierarchical_step, data, samples, cfg.steps,
+    return run_baseline("hierarchical", cfg, {"model": model}, opts, None, hierarchical_step, data, samples, cfg.steps,
                   run_dir, progress, resume, threads)
 
 

@@ -398,3 +398,16 @@ def test_training_runs_with_gradients_turned_off_by_the_caller(tmp_path):
         assert len(history) == 2 and all(h == h for h in history)
     finally:
         torch.set_grad_enabled(True)
+
+
+def test_torch_threads_sets_and_restores_the_thread_count():
+    from faceedit_nb.device import torch_threads
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="at least 1"):
+        with torch_threads(-1):
+            pass
