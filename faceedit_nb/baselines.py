@@ -20,6 +20,7 @@ paper's 6 layers at 128 px).
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -33,6 +34,7 @@ from . import losses
 from .cache import load_or_train
 from .config import Profiles
 from .data.synthfaces import SynthFaces
+from .device import DEVICE, autocast, torch_threads
 from .metrics.protocols import flip_attribute, stargan_targets
 from .nets import attgan, ganimation, stargan
 from .train import Trainer, epoch_indices, epoch_linear_decay, linear_decay, run_dir_for, step_decay
@@ -40,7 +42,8 @@ from .train import Trainer, epoch_indices, epoch_linear_decay, linear_decay, run
 __all__ = [
     "StarGANConfig", "GANimationConfig", "AttGANConfig", "SynthFacesBatches", "Trained", "frozen", "critic_real_fake",
     "run_baseline",
-    "build_stargan", "stargan_optimizers", "stargan_step", "train_stargan", "load_stargan", "stargan_editor",
+    "build_stargan", "stargan_optimizers", "stargan_step", "critic_as_classifier", "train_stargan", "load_stargan",
+    "stargan_editor",
     "build_ganimation", "ganimation_optimizers", "ganimation_step", "train_ganimation", "load_ganimation",
     "ganimation_editor", "build_attgan", "attgan_optimizers", "attgan_step", "train_attgan", "load_attgan",
     "attgan_editor",
@@ -328,6 +331,50 @@ def _stargan_targets(c_org: torch.Tensor, cfg: StarGANConfig) -> list[torch.Tens
                 for k in range(cfg.c_dim)]
     target = flip_attribute if cfg.domain == "attributes13" else stargan_targets
     return [target(c_org, k) for k in range(cfg.c_dim)]
+
+
+@torch.enable_grad()
+def critic_as_classifier(cfg: StarGANConfig, steps: int, eval_every: int, n_test: int = 320,
+                         test_identities: int = 40, threads: int | None = None) -> dict:
+    """How fast StarGAN's critic can learn its domain head at all: a fresh critic of ``cfg`` trained on the
+    classification loss of real faces alone (the ``L_cls^r`` term of Eq. 7; no adversarial term, no
+    generator), with the training data, batch size and optimiser of ``cfg``. The generator's
+    classification loss can only be as informative as this head, so its learning curve bounds how soon
+    edits can carry the target domain. Expression domain only.
+
+    Returns ``{"steps": [...], "accuracy": [...], "seconds": s}``: held-out accuracy (SynthFaces test
+    split, other people) every ``eval_every`` steps.
+    """
+    if cfg.domain != "expression":
+        raise ValueError(f"critic_as_classifier measures the expression head; got domain={cfg.domain!r}")
+    if steps < 1 or eval_every < 1:
+        raise ValueError(f"steps and eval_every must be at least 1; got {steps}, {eval_every}")
+    start = time.perf_counter()
+    data = SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
+                             flip=cfg.flip, seed=cfg.seed, data_seed=cfg.data_seed)
+    test = SynthFaces("test", size=cfg.image_size, n=n_test, n_identities=test_identities,
+                      seed=cfg.data_seed).batch(torch.arange(n_test))
+    D = build_stargan(cfg)["D"].to(DEVICE).train()
+    opt = _adam(D, cfg.d_lr, cfg.beta1, cfg.beta2)
+    use_amp = cfg.precision != "fp32"
+    out = {"steps": [], "accuracy": []}
+    with torch_threads(threads):
+        for step in range(steps):
+            batch = data(step)
+            with autocast(DEVICE, enabled=use_amp):
+                _, logits = D(batch["image"].to(DEVICE))
+            loss = losses.expression_ce(logits, batch["expression"].to(DEVICE))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if (step + 1) % eval_every == 0 or step + 1 == steps:
+                with torch.no_grad():
+                    pred = torch.cat([D(test["image"][lo:lo + 256].to(DEVICE))[1].argmax(1).cpu()
+                                      for lo in range(0, n_test, 256)])
+                out["steps"].append(step + 1)
+                out["accuracy"].append(float((pred == test["expression"]).float().mean()))
+    out["seconds"] = time.perf_counter() - start
+    return out
 
 
 def stargan_editor(G: stargan.Generator, cfg: StarGANConfig) -> Callable:

@@ -411,3 +411,14 @@ def test_torch_threads_sets_and_restores_the_thread_count():
     with pytest.raises(ValueError, match="at least 1"):
         with torch_threads(-1):
             pass
+
+
+def test_critic_as_classifier_is_deterministic_and_reports_each_evaluation():
+    from faceedit_nb import baselines as B
+    cfg = B.StarGANConfig.smoke()
+    a = B.critic_as_classifier(cfg, 5, 2, n_test=16, test_identities=2, threads=1)
+    b = B.critic_as_classifier(cfg, 5, 2, n_test=16, test_identities=2, threads=1)
+    assert a["steps"] == [2, 4, 5] and len(a["accuracy"]) == 3
+    assert all(0 <= x <= 1 for x in a["accuracy"]) and a["accuracy"] == b["accuracy"]
+    with pytest.raises(ValueError, match="expression head"):
+        B.critic_as_classifier(B.StarGANConfig.smoke(domain="attributes13"), 2, 1)
