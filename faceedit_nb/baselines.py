@@ -402,7 +402,7 @@ def train_stargan(cfg: StarGANConfig, run_dir=None, progress: bool = True, resum
 
     schedule = linear_decay(cfg.num_iters, cfg.num_iters_decay, cfg.lr_update_step, cfg.official_lr_decay)
     return run_baseline("stargan", cfg, nets, opts, schedule, stargan_step, data, samples, cfg.num_iters, run_dir,
-                  progress, resume, threads)
+                        progress, resume, threads)
 
 
 def load_stargan(cfg: StarGANConfig, outdir=None, progress: bool = True, cache_dir=None,
@@ -569,7 +569,7 @@ def train_ganimation(cfg: GANimationConfig, run_dir=None, progress: bool = True,
 
     schedule = epoch_linear_decay(cfg.steps_per_epoch, cfg.nepochs_no_decay, cfg.nepochs_decay)
     return run_baseline("ganimation", cfg, nets, opts, schedule, ganimation_step, data, samples, cfg.total_steps,
-                  run_dir, progress, resume, threads)
+                        run_dir, progress, resume, threads)
 
 
 def load_ganimation(cfg: GANimationConfig, outdir=None, progress: bool = True, cache_dir=None,
@@ -720,7 +720,7 @@ def train_attgan(cfg: AttGANConfig, run_dir=None, progress: bool = True, resume:
 
     schedule = step_decay(cfg.decay_epoch * cfg.steps_per_epoch, 0.1)
     return run_baseline("attgan", cfg, nets, opts, schedule, attgan_step, data, samples, cfg.total_steps, run_dir,
-                  progress, resume, threads)
+                        progress, resume, threads)
 
 
 def load_attgan(cfg: AttGANConfig, outdir=None, progress: bool = True, cache_dir=None,

@@ -465,7 +465,7 @@ def train_hierarchical(cfg: HierarchicalConfig, run_dir=None, progress: bool = T
         return [x] + [model.translate(x, eye[k].expand(len(x), -1), landmarks=lm)["out"] for k in range(cfg.c_dim)]
 
     return run_baseline("hierarchical", cfg, {"model": model}, opts, None, hierarchical_step, data, samples, cfg.steps,
-                  run_dir, progress, resume, threads)
+                        run_dir, progress, resume, threads)
 
 
 def load_hierarchical(cfg: HierarchicalConfig, outdir=None, progress: bool = True, cache_dir=None,

@@ -497,34 +497,32 @@ class Trainer:
         self._restore_stats()
         for m in self.models.values():
             m.train()
-        was_deterministic, threads_before = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+        was_deterministic = torch.are_deterministic_algorithms_enabled()
         if self.deterministic:
             torch.use_deterministic_algorithms(True)
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress,
-                   desc=self.run_dir.name, dynamic_ncols=True, leave=True)
-        self._window, self._window_start = {}, self.step
-        t_window = time.perf_counter()
-        try:
-            while self.step < self.total_steps:
-                self.iterate(step_fn, data_fn)
-                done = self.step == self.total_steps
-                if self.step % self.log_every == 0 or done:
-                    row = self._log(time.perf_counter() - t_window)
-                    t_window = time.perf_counter()
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()
-                                     if k not in ("step", "elapsed") and not k.startswith("lr/")}, refresh=False)
-                if sample_fn is not None and self.sample_every and (self.step % self.sample_every == 0 or done):
-                    self._save_samples(sample_fn)
-                if self.step % self.snapshot_every == 0 or done:
-                    self.save_snapshot()
-                bar.update(1)
-        finally:
-            bar.close()
-            if self.deterministic and not was_deterministic:
-                torch.use_deterministic_algorithms(False)
-            torch.set_num_threads(threads_before)
+        with _device.torch_threads(self.threads):
+            bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress,
+                       desc=self.run_dir.name, dynamic_ncols=True, leave=True)
+            self._window, self._window_start = {}, self.step
+            t_window = time.perf_counter()
+            try:
+                while self.step < self.total_steps:
+                    self.iterate(step_fn, data_fn)
+                    done = self.step == self.total_steps
+                    if self.step % self.log_every == 0 or done:
+                        row = self._log(time.perf_counter() - t_window)
+                        t_window = time.perf_counter()
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()
+                                         if k not in ("step", "elapsed") and not k.startswith("lr/")}, refresh=False)
+                    if sample_fn is not None and self.sample_every and (self.step % self.sample_every == 0 or done):
+                        self._save_samples(sample_fn)
+                    if self.step % self.snapshot_every == 0 or done:
+                        self.save_snapshot()
+                    bar.update(1)
+            finally:
+                bar.close()
+                if self.deterministic and not was_deterministic:
+                    torch.use_deterministic_algorithms(False)
         if self.total_steps == 0 or (self.step == self.total_steps and not self.snapshots()):
             self.save_snapshot()
         return self.history
