@@ -169,8 +169,11 @@ _MOUTH_OPEN_GAP = 0.02  # face units: lips at least this far apart count as Mout
 def _mouth_gap(aus: torch.Tensor) -> torch.Tensor:
     """Lip parting in face units from AU25 (lips part), AU26 (jaw drop), AU12, AU23 and AU17."""
     a = lambda n: aus[:, _A[n]]  # noqa: E731
-    g = 0.05 * a("AU25") + 0.14 * a("AU26") + 0.012 * a("AU12")
-    return g * (1 - 0.7 * a("AU23")) * (1 - 0.5 * a("AU17"))
+    # AU25 parts the lips on its own (its share is not cancelled by AU23/AU17 as AU26's jaw is): with
+    # 0.05 * AU25 inside the product, a regressor read AU25 at r = 0.45 in free AU combinations
+    lips = 0.06 * a("AU25") * (1 - 0.35 * a("AU23")) * (1 - 0.25 * a("AU17"))
+    jaw = (0.12 * a("AU26") + 0.012 * a("AU12")) * (1 - 0.7 * a("AU23")) * (1 - 0.5 * a("AU17"))
+    return lips + jaw
 
 
 def _apply_mouth_attribute(aus: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
@@ -515,7 +518,7 @@ def _render_core(ident: dict, attrs: torch.Tensor, aus: torch.Tensor, lateral: t
     lip = {"gap_up": 0.35 * gap, "gap_lo": 0.65 * gap,
            "lip_u": ident["lip_u"] * thin * (1.15 - 0.15 * male) * (0.85 + 0.15 * young),
            "lip_l": ident["lip_l"] * thin * (1.1 - 0.1 * male) * (0.85 + 0.15 * young),
-           "raise_u": 0.022 * au("AU10"), "push_l": 0.025 * au("AU17")}
+           "raise_u": 0.03 * au("AU10"), "push_l": 0.025 * au("AU17")}
     w = grid.window(m_x - half_w[:, 0] - 0.04, m_x + half_w[:, 1] + 0.04,
                     tip_y, m_y + corner_dy.clamp(min=0).amax(1) + lip["gap_lo"] + lip["lip_l"] + 0.05)
     yuo, yui, yli, ylo, dx = _mouth_curves(w.x, c(m_x), c(m_y), (c(half_w[:, 0]), c(half_w[:, 1])),
@@ -540,8 +543,8 @@ def _render_core(ident: dict, attrs: torch.Tensor, aus: torch.Tensor, lateral: t
     ex, ey = proj2(sign * eye_x[:, None], eye_y[:, None].expand(B, 2), torch.full((B, 2), 0.30))
     ew = (ident["eye_w"] * fw)[:, None].expand(B, 2)
     closed = 1 - au2("AU45")
-    h_up = ident["eye_h"][:, None] * (1 + 0.9 * au2("AU5") - 0.35 * au2("AU7") - 0.25 * au2("AU6")) * closed
-    h_lo = (0.7 * ident["eye_h"][:, None] * (1 - 0.55 * au2("AU6") - 0.45 * au2("AU7") + 0.25 * au2("AU5"))
+    h_up = ident["eye_h"][:, None] * (1 + 0.9 * au2("AU5") - 0.25 * au2("AU7") - 0.25 * au2("AU6")) * closed
+    h_lo = (0.7 * ident["eye_h"][:, None] * (1 - 0.45 * au2("AU6") - 0.6 * au2("AU7") + 0.25 * au2("AU5"))
             * closed).clamp(min=0)
     w = grid.window(ex.amin(1) - ew.amax(1) - 0.08, ex.amax(1) + ew.amax(1) + 0.08,
                     ey.amin(1) - h_up.amax(1) - 0.03, ey.amax(1) + h_lo.amax(1) + 0.08)
@@ -557,7 +560,10 @@ def _render_core(ident: dict, attrs: torch.Tensor, aus: torch.Tensor, lateral: t
         canvas.paint(w, pupil_cov[:, s], torch.full((B, 3), 0.03))
     lash = w.cov(torch.maximum((w.ys - yu).abs() - 0.006 - 0.004 * (1 - c2(closed)), edx + 0.004)).amax(1)
     canvas.darken(w, lash, 0.75)
-    canvas.darken(w, w.cov(torch.maximum((w.ys - yl).abs() - 0.003, edx + 0.01)).amax(1), 0.25)
+    # the lower lid line: darker and thicker when the lid is tightened (AU7), an identity-free cue
+    au7 = c2(au2("AU7"))
+    lid_lo = w.cov(torch.maximum((w.ys - yl).abs() - 0.003 - 0.004 * au7, edx + 0.01))
+    canvas.darken(w, (lid_lo * (0.25 + 0.45 * au7)).amax(1), 1.0)
 
     # --- brows -----------------------------------------------------------------------------------------
     b_in = 0.085 - 0.03 * au2("AU4") - 0.006 * au2("AU9")
@@ -620,11 +626,22 @@ def _render_core(ident: dict, attrs: torch.Tensor, aus: torch.Tensor, lateral: t
         # dimple at the mouth corner (AU14) and eye bags (age, AU6)
         kx, ky = m_x + sgn * half_w[:, s] + sgn * 0.02, m_y + corner_dy[:, s] - 0.005
         wrinkle(kx - 0.02, kx + 0.02, ky - 0.03, ky + 0.03,
-                lambda X, Y, kx=kx, ky=ky: _superellipse(X, Y, c(kx), c(ky), 0.013, 0.03), 0.5 * au2("AU14")[:, s])
+                lambda X, Y, kx=kx, ky=ky: _superellipse(X, Y, c(kx), c(ky), 0.015, 0.032), 0.85 * au2("AU14")[:, s])
+        # marionette line below the lip corner, pulled down by AU15 (it also shows when AU12 cancels the
+        # corner's drop)
+        mx_, my_ = m_x + sgn * (half_w[:, s] + 0.01), m_y + corner_dy[:, s] + 0.06
+        wrinkle(mx_ - 0.04, mx_ + 0.04, my_ - 0.06, my_ + 0.06,
+                lambda X, Y, mx_=mx_, my_=my_, sgn=sgn: _stroke(Y, X, c(my_), c(mx_), 0.045, 0.010, slope=-sgn * 0.2),
+                0.45 * au2("AU15")[:, s])
         bx_, by_ = ex[:, s], ey[:, s] + h_lo[:, s] + 0.03
         wrinkle(bx_ - 0.06, bx_ + 0.06, by_ - 0.01, by_ + 0.015,
                 lambda X, Y, bx_=bx_, by_=by_: _stroke(X, Y, c(bx_), c(by_), 0.05, 0.007, curv=2.0),
                 0.18 * old + 0.1 * au2("AU6")[:, s])
+        # tension line under the tightened lower lid (AU7): straight, close to the lid, unlike AU6's bags
+        ty_ = ey[:, s] + h_lo[:, s] + 0.012
+        wrinkle(bx_ - 0.06, bx_ + 0.06, ty_ - 0.01, ty_ + 0.01,
+                lambda X, Y, bx_=bx_, ty_=ty_: _stroke(X, Y, c(bx_), c(ty_), 0.045, 0.006, curv=0.5),
+                0.4 * au2("AU7")[:, s])
     cy_ = m_y + 0.14 + 0.07 * au("AU26")  # chin raiser (AU17)
     wrinkle(m_x - 0.05, m_x + 0.05, cy_ - 0.01, cy_ + 0.01,
             lambda X, Y: _stroke(X, Y, c(m_x), c(cy_), 0.05, 0.016, curv=3.0), 0.45 * au("AU17"))
