@@ -91,8 +91,9 @@ class SynthFacesBatches:
 
     def __init__(self, size: int, n: int, batch_size: int, *, n_identities: int | None = None,
                  au_mode: str = "expression", flip: bool = False, seed: int = 0, split: str = "train",
-                 data_seed: int = 0):
-        self.dataset = SynthFaces(split, size=size, n=n, seed=data_seed, n_identities=n_identities, au_mode=au_mode)
+                 data_seed: int = 0, background: str = "identity"):
+        self.dataset = SynthFaces(split, size=size, n=n, seed=data_seed, n_identities=n_identities, au_mode=au_mode,
+                                  background=background)
         self.n, self.batch_size, self.flip, self.seed = len(self.dataset), batch_size, flip, seed
         if batch_size > self.n:
             raise ValueError(f"batch_size {batch_size} exceeds the {self.n} samples of the data set; "
@@ -203,6 +204,9 @@ class StarGANConfig(Profiles):
     n_identities: int = 200
     flip: bool = True             # random horizontal flips (the official training transform)
     data_seed: int = 0            # SynthFaces seed
+    background: str = "protocol"  # SynthFaces backdrops: "studio" (one for all) or "identity" (per person);
+    #                               "protocol": studio for expressions (RaFD is shot in one studio), identity
+    #                               for attributes (CelebA's photos have any background)
     # networks
     condition: str = "target"     # "target" (StarGAN) or "difference" (STGAN's y_diff = c_trg - c_org)
     g_conv_dim: int = 64          # width of G
@@ -253,9 +257,18 @@ class StarGANConfig(Profiles):
         """The evaluation protocol of this domain (:data:`faceedit_nb.metrics.PROTOCOLS`)."""
         return {"expression": "expression", "attributes": "stargan", "attributes13": "attributes"}[self.domain]
 
+    @property
+    def synthfaces_background(self) -> str:
+        """The SynthFaces ``background`` of the training and test faces (see ``background``)."""
+        if self.background != "protocol":
+            return self.background
+        return "studio" if self.domain == "expression" else "identity"
+
     def __post_init__(self):
         if self.domain not in ("expression", "attributes", "attributes13"):
             raise ValueError(f"domain must be 'expression', 'attributes' or 'attributes13'; got {self.domain!r}")
+        if self.background not in ("protocol", "studio", "identity"):
+            raise ValueError(f"background must be 'protocol', 'studio' or 'identity'; got {self.background!r}")
 
 
 _STARGAN_COLUMNS = torch.tensor([L.ATTRIBUTES.index(a) for a in L.STARGAN_CELEBA_ATTRIBUTES])
@@ -351,9 +364,10 @@ def critic_as_classifier(cfg: StarGANConfig, steps: int, eval_every: int, n_test
         raise ValueError(f"steps and eval_every must be at least 1; got {steps}, {eval_every}")
     start = time.perf_counter()
     data = SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
-                             flip=cfg.flip, seed=cfg.seed, data_seed=cfg.data_seed)
-    test = SynthFaces("test", size=cfg.image_size, n=n_test, n_identities=test_identities,
-                      seed=cfg.data_seed).batch(torch.arange(n_test))
+                             flip=cfg.flip, seed=cfg.seed, data_seed=cfg.data_seed,
+                             background=cfg.synthfaces_background)
+    test = SynthFaces("test", size=cfg.image_size, n=n_test, n_identities=test_identities, seed=cfg.data_seed,
+                      background=cfg.synthfaces_background).batch(torch.arange(n_test))
     D = build_stargan(cfg)["D"].to(DEVICE).train()
     opt = _adam(D, cfg.d_lr, cfg.beta1, cfg.beta2)
     use_amp = cfg.precision != "fp32"
@@ -389,7 +403,8 @@ def train_stargan(cfg: StarGANConfig, run_dir=None, progress: bool = True, resum
                   n_samples: int = 8, threads: int | None = None) -> Trainer:
     """Train StarGAN on SynthFaces with the engine (resumable run in ``run_dir``)."""
     data = SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
-                             flip=cfg.flip, seed=cfg.seed, data_seed=cfg.data_seed)
+                             flip=cfg.flip, seed=cfg.seed, data_seed=cfg.data_seed,
+                             background=cfg.synthfaces_background)
     nets = build_stargan(cfg)
     opts = stargan_optimizers(cfg, nets)
     fixed = data.get(torch.arange(min(n_samples, data.n)))

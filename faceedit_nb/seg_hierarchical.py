@@ -74,6 +74,8 @@ class HierarchicalConfig(Profiles):
     n_train: int = 3200            # SynthFaces training faces (train split)
     n_identities: int = 200
     data_seed: int = 0
+    background: str = "studio"     # SynthFaces backdrops of the translation faces: one studio backdrop for all,
+    #                                as RaFD's (and the StarGAN baseline's); "identity": one per person
     # parser pre-training (the paper: CelebAMask-HQ's training set, another data set than the translation one)
     parser_masks: int = 24_183     # labelled faces at fraction 1 (CelebAMask-HQ's training split has 24,183)
     parser_fraction: float = 1.0   # share of them used for pre-training (Figure 5: 0.1, 0.2, 0.5, 1)
@@ -383,7 +385,7 @@ class HierarchicalBatches:
 
     def __init__(self, cfg: HierarchicalConfig):
         self.base = SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
-                                      flip=False, seed=cfg.seed, data_seed=cfg.data_seed)
+                                      flip=False, seed=cfg.seed, data_seed=cfg.data_seed, background=cfg.background)
         ds = self.base.dataset
         self.landmarks = torch.cat([ds.batch(torch.arange(lo, min(len(ds), lo + 256)))["landmarks"]
                                     for lo in range(0, len(ds), 256)])

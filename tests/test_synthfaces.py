@@ -190,3 +190,24 @@ def test_a_dataloader_batches_samples():
     batch = next(iter(loader))
     assert batch["image"].shape == (4, 3, 32, 32) and batch["mask"].shape == (4, 32, 32)
     assert len(batch["style"]) == 4 and batch["landmarks"].shape == (4, 68, 2)
+
+
+def test_studio_background_is_one_colour_for_everybody_and_changes_nothing_else():
+    own = SynthFaces("train", size=32, n=16, n_identities=16, seed=1)
+    studio = SynthFaces("train", size=32, n=16, n_identities=16, seed=1, background="studio")
+    a, b = own.batch(torch.arange(16)), studio.batch(torch.arange(16))
+    assert torch.equal(a["mask"], b["mask"]) and torch.equal(a["aus"], b["aus"])
+    assert (b["mask"][:, 0, 0] == C["background"]).all()  # the top-left pixel is backdrop in every face
+
+    def hue(batch):  # chromaticity of the top-left pixel: the backdrop's colour whatever the light's strength
+        rgb = (batch["image"][:, :, 0, 0] + 1) / 2
+        return rgb / rgb.sum(1, keepdim=True)
+
+    assert hue(a).std(0).min() > 0.05  # per-person backdrops differ in colour
+    assert hue(b).std(0).max() < 0.01  # the studio's does not
+    face = b["mask"] != C["background"]
+    assert (a["image"] - b["image"]).abs().amax(1)[face].mean() < 0.02  # the faces are the same
+    gt = studio.render_targets(torch.arange(4), expression=torch.full((4,), 3))
+    assert torch.allclose(gt["image"][:, :, 0, 0], b["image"][:4, :, 0, 0])  # an edit's ground truth: same studio
+    with pytest.raises(ValueError, match="background"):
+        SynthFaces(background="green")

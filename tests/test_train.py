@@ -422,3 +422,17 @@ def test_critic_as_classifier_is_deterministic_and_reports_each_evaluation():
     assert all(0 <= x <= 1 for x in a["accuracy"]) and a["accuracy"] == b["accuracy"]
     with pytest.raises(ValueError, match="expression head"):
         B.critic_as_classifier(B.StarGANConfig.smoke(domain="attributes13"), 2, 1)
+
+
+def test_cpu_autocast_is_bf16_only_where_the_cpu_computes_it(monkeypatch):
+    from faceedit_nb import device as dv
+    monkeypatch.delenv("FACEEDIT_AUTOCAST", raising=False)
+    monkeypatch.setattr(dv, "cpu_has_native_bf16", lambda: True)
+    assert dv.autocast_dtype("cpu") == torch.bfloat16
+    monkeypatch.setattr(dv, "cpu_has_native_bf16", lambda: False)  # AVX2 only: emulated bf16, 31x slower
+    assert dv.autocast_dtype("cpu") is None
+    assert dv.autocast_dtype("cuda") == torch.float16
+    monkeypatch.setenv("FACEEDIT_AUTOCAST", "bf16")
+    assert dv.autocast_dtype("cpu") == torch.bfloat16
+    monkeypatch.setenv("FACEEDIT_AUTOCAST", "0")
+    assert dv.autocast_dtype("cpu") is None and dv.autocast_dtype("cuda") is None

@@ -40,6 +40,11 @@ __all__ = ["SynthFaces", "render", "identity_attributes", "SPLITS"]
 SPLITS = ("train", "val", "test")
 _IDENTITY_OFFSET = {"train": 0, "val": 100_000, "test": 200_000}  # identity-disjoint splits
 _DEFAULT_N_IDENTITIES = {"train": 200, "val": 40, "test": 40}
+# The "studio" backdrop: one colour behind every face, as in RaFD's photo studio (the identity backdrops'
+# colour wheel at hue 1/3, a light blue). With per-person backdrops a translation network may recolour the
+# background of an edit (cycle-consistently) and nothing in a critic can tell, since any colour is real.
+BACKGROUNDS = ("identity", "studio")
+STUDIO_BACKGROUND = torch.tensor([[0.40, 0.40, 0.85]])
 MIN_SIZE, MAX_SIZE = 32, 256
 
 _A = {name: i for i, name in enumerate(L.AUS)}
@@ -772,7 +777,8 @@ def _unilateral(expression: torch.Tensor) -> torch.Tensor:
 
 
 def render(identity, aus=None, attributes=None, pose=None, lighting=None, style="photo", size: int = 64,
-           seed: int = 0, expression=None, framing=None, light_dir=None, lateral=None, texture_offset=None):
+           seed: int = 0, expression=None, framing=None, light_dir=None, lateral=None, texture_offset=None,
+           background: str = "identity"):
     """Render identities with any target: the paired ground truth of an edit.
 
     Every argument is one value for the whole batch or one row per sample; the batch size is the
@@ -790,6 +796,7 @@ def render(identity, aus=None, attributes=None, pose=None, lighting=None, style=
         lighting: class name(s) or index(es) in ``labels.LIGHTING``; light_dir: vector towards the
             light (x right, y down, z to the camera); style: "photo" or "flat" (or one per sample);
         lateral: (B, 17) in [-1, 1]: +1 puts an AU on the subject's left side only (contempt).
+        background: "identity" (the person's own backdrop colour) or "studio" (:data:`STUDIO_BACKGROUND`).
 
     Returns a dict of batched tensors: image (B,3,S,S) in [-1,1], mask (B,S,S) int64 (CelebAMask-HQ
     order), landmarks (B,68,2) in pixels (iBUG-300W order), aus, attributes, identity.
@@ -819,7 +826,7 @@ def render(identity, aus=None, attributes=None, pose=None, lighting=None, style=
                         pick("lighting", torch.zeros(n, dtype=torch.long)),
                         pick("light_dir", torch.tensor([[0.35, -0.45, 0.82]]).expand(n, 3)), r["flat"],
                         pick("texture_offset", torch.zeros(n, 2, dtype=torch.long)), size, seed,
-                        mouth_from_attributes=attributes is not None)
+                        mouth_from_attributes=attributes is not None, background=background)
     if e is not None:
         out["expression"] = e
     return out
@@ -841,15 +848,21 @@ def _style_flags(style) -> torch.Tensor:
 
 
 def _render_batch(ids, attrs, aus, lateral, pose, framing, light_class, light_dir, flat, tex_offset, size, seed,
-                  mouth_from_attributes: bool):
+                  mouth_from_attributes: bool, background: str = "identity"):
     """Render with consistent attributes; ``mouth_from_attributes`` makes a given Mouth_Slightly_Open
-    open or close the lips (otherwise the AUs decide and the attribute is read back from the mouth)."""
+    open or close the lips (otherwise the AUs decide and the attribute is read back from the mouth).
+    ``background``: "identity" (each person's own backdrop colour) or "studio" (:data:`STUDIO_BACKGROUND`)."""
     attrs = _normalise_attributes(attrs)
     aus = _apply_mouth_attribute(aus.clamp(0, 1), attrs[:, _T["Mouth_Slightly_Open"]] if mouth_from_attributes
                                  else None)
     light_dir = light_dir / light_dir.norm(dim=1, keepdim=True).clamp(min=1e-6)
+    shape = _identity_shape(ids, seed)
+    if background == "studio":
+        shape["bg"] = STUDIO_BACKGROUND.expand(len(ids), 3)
+    elif background != "identity":
+        raise ValueError(f"background must be 'identity' or 'studio'; got {background!r}")
     with torch.no_grad():
-        out = _render_core(_identity_shape(ids, seed), attrs, aus, lateral, pose, framing, light_class,
+        out = _render_core(shape, attrs, aus, lateral, pose, framing, light_class,
                            light_dir, flat, tex_offset, size)
     out["mask"] = out["mask"].long()
     out["image"] = ((out["image"] + 1) * 127.5).round_().div_(127.5).sub_(1)  # 8-bit, like real data sets
@@ -901,14 +914,16 @@ class SynthFaces(Dataset):
         pose_range: maximum |yaw|, |pitch|, |roll| in degrees.
         flat_fraction: share of samples rendered in the untextured "flat" style.
         lighting_probs: probabilities of the lighting classes normal / weak / dark.
+        background: "identity" (each person's own backdrop colour, the default) or "studio" (one backdrop
+            for everybody, :data:`STUDIO_BACKGROUND`, as in RaFD; the expression-translation protocol).
         cache_chunks: how many rendered chunks of ``chunk`` samples to keep in memory.
     """
 
     def __init__(self, split: str = "train", size: int = 64, n: int | None = None, seed: int = 0,
                  n_identities: int | None = None, au_mode: str = "expression",
                  pose_range: Sequence[float] = (15.0, 8.0, 6.0), flat_fraction: float = 0.0,
-                 lighting_probs: Sequence[float] = (0.7, 0.2, 0.1), chunk: int = 256,
-                 cache_chunks: int = 64):
+                 lighting_probs: Sequence[float] = (0.7, 0.2, 0.1), background: str = "identity",
+                 chunk: int = 256, cache_chunks: int = 64):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
         _check_size(size)
@@ -917,7 +932,9 @@ class SynthFaces(Dataset):
         if len(lighting_probs) != len(L.LIGHTING) or abs(sum(lighting_probs) - 1) > 1e-6:
             raise ValueError(f"lighting_probs needs {len(L.LIGHTING)} probabilities summing to 1 "
                              f"({', '.join(L.LIGHTING)}); got {lighting_probs!r}")
-        self.split, self.size, self.seed = split, size, seed
+        if background not in BACKGROUNDS:
+            raise ValueError(f"background must be one of {BACKGROUNDS}; got {background!r}")
+        self.split, self.size, self.seed, self.background = split, size, seed, background
         self.n_identities = n_identities or _DEFAULT_N_IDENTITIES[split]
         self.n = 16 * self.n_identities if n is None else int(n)
         if self.n < 1:
@@ -986,7 +1003,7 @@ class SynthFaces(Dataset):
             _broadcast(n, _rows(attributes, len(L.ATTRIBUTES), "attributes"), "attributes")
         out = _render_batch(p["identity"], attrs, aus, lateral, p["pose"], p["framing"], p["lighting"],
                             p["light_dir"], p["flat"], p["texture_offset"], self.size, self.seed,
-                            mouth_from_attributes=attributes is not None)
+                            mouth_from_attributes=attributes is not None, background=self.background)
         out.update(expression=e, pose=p["pose"], lighting=p["lighting"], light_dir=p["light_dir"],
                    style=[L.STYLES[int(f)] for f in p["flat"]])
         return out
@@ -1019,4 +1036,4 @@ class SynthFaces(Dataset):
 
     def __repr__(self) -> str:
         return (f"SynthFaces(split={self.split!r}, size={self.size}, n={self.n}, seed={self.seed}, "
-                f"n_identities={self.n_identities}, au_mode={self.au_mode!r})")
+                f"n_identities={self.n_identities}, au_mode={self.au_mode!r}, background={self.background!r})")
