@@ -14,9 +14,10 @@
 
 What the engine does (like NVlabs/stylegan2-ada-pytorch's ``training_loop``):
 
-* mixed precision: ``step_fn`` runs under bf16 autocast on CPU / fp16 AMP on CUDA (the policy of
-  :mod:`faceedit_nb.device`; ``precision="fp32"`` turns it off); :meth:`Trainer.update` runs backward
-  outside autocast and goes through one gradient scaler per optimiser (active for fp16 only);
+* mixed precision: ``step_fn`` runs under bf16 autocast on a CPU with native bf16 (else fp32) / fp16 AMP
+  on CUDA (the policy of :mod:`faceedit_nb.device`; ``precision="fp32"`` turns it off);
+  :meth:`Trainer.update` runs backward outside autocast and goes through one gradient scaler per
+  optimiser (active for fp16 only);
 * learning-rate schedules: ``lr_schedule(step) -> factor`` multiplies every optimiser's initial lr
   (:func:`linear_decay`, :func:`step_decay`, :func:`epoch_linear_decay` give the papers' schedules);
 * an optional EMA copy of any model (``ema={"G": 0.999}``), updated after each step of its optimiser;
@@ -198,7 +199,8 @@ class Trainer:
         lr_schedule: ``step -> factor`` of each optimiser's initial lr (one for all, or a dict by name).
         ema: ``{model name: decay}`` of models to keep an exponential moving average of
             (read it with :meth:`ema_model`).
-        precision: ``"auto"`` (the device policy: bf16 on CPU, fp16 on CUDA), ``"fp32"``, ``"bf16"``, ``"fp16"``.
+        precision: ``"auto"`` (the device policy: bf16 on a CPU with native bf16, else fp32; fp16 on CUDA),
+            ``"fp32"``, ``"bf16"``, ``"fp16"``.
         seed: seeds Python, NumPy and torch when a run starts from scratch.
         snapshot_every, log_every, sample_every: intervals in steps (0 turns sampling off).
         keep_snapshots: how many snapshots to keep (the newest ones).
