@@ -203,6 +203,20 @@ def test_oracle_outputs_have_the_documented_shapes(smoke):
     assert torch.allclose(smoke.parse(x), O._predict(smoke.nets["parser"], x, 5), atol=1e-5)
 
 
+def test_au_oracle_averages_each_face_with_its_mirror_image(smoke):
+    x = SynthFaces("test", size=64, n=4, au_mode="random").batch(range(4))["image"]
+    assert smoke.configs["aus"].flip_average
+    with torch.no_grad():
+        net = smoke.nets["aus"]
+        assert torch.allclose(smoke.aus(x), (net(x) + net(x.flip(-1))) / 2, atol=1e-5)
+        torch.manual_seed(0)
+        fresh = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 64 * 64, 17))  # not symmetric
+        assert (fresh(x) - fresh(x.flip(-1))).abs().max() > 1e-2
+        averaged = O._predict(fresh, x, flip_average=True)
+        assert torch.allclose(averaged, (fresh(x) + fresh(x.flip(-1))) / 2, atol=1e-5)
+        assert torch.allclose(O._predict(fresh, x.flip(-1), flip_average=True), averaged, atol=1e-5)
+
+
 def test_oracles_refuse_wrong_inputs(smoke):
     with pytest.raises(ValueError, match=r"trained at 64 x 64 px; got 128 x 128.*load_oracles\(size=128\)"):
         smoke.expression_logits(torch.zeros(1, 3, 128, 128))
