@@ -53,6 +53,31 @@ def image_grid(images: torch.Tensor, nrow: int, row_labels: Sequence[str] | None
     return fig
 
 
+def edit_grid(editors: dict, dataset, idx, targets, target_names: Sequence[str], label: str = "expression",
+              size: float = 1.05):
+    """Each face's edits by each editor, with SynthFaces' ground truth under them; returns the figure.
+
+    For the faces ``idx`` of ``dataset``: one row per entry of ``editors`` (``{row label: editor}``, an editor
+    as in :mod:`faceedit_nb.metrics`: ``(images, source_labels, target_labels) -> images``), then a row
+    "ground truth" (:func:`faceedit_nb.metrics.ground_truth_editor`, the re-render). Columns: the input,
+    then one per target; ``targets`` maps the faces' source labels (sample key ``label``) to the list of
+    target labels, one per column, named by ``target_names``.
+    """
+    from .metrics.editors import ground_truth_editor
+
+    idx = torch.as_tensor(idx)
+    batch = dataset.batch(idx)
+    x, src = batch["image"], batch[label]
+    columns = targets(src)
+    rows = {}
+    for name, editor in {**editors, "ground truth": ground_truth_editor(dataset)}.items():
+        kw = {"indices": idx} if getattr(editor, "wants_indices", False) else {}
+        rows[name] = torch.stack([x] + [editor(x, src, t, **kw) for t in columns], 1)
+    grid = torch.stack(list(rows.values()), 1).flatten(0, 2)  # face, editor, column
+    return image_grid(grid, nrow=1 + len(columns), size=size, col_labels=["input", *target_names],
+                      row_labels=[name for _ in range(len(idx)) for name in rows])
+
+
 def show_landmarks(ax, landmarks: torch.Tensor, size: float = 4.0, colour: str = "lime"):
     """Draw 68 iBUG landmarks (pixels) on an axis, the groups joined by lines."""
     lm = landmarks.detach().cpu().numpy()
