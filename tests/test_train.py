@@ -322,6 +322,19 @@ def test_baseline_smoke_runs_give_finite_losses_samples_and_snapshots(tmp_path, 
     assert list((tmp_path / name).glob("samples-*.png")) and tr.snapshots()
 
 
+def test_an_ema_copy_only_watches_the_trained_weights_stay_bit_identical(tmp_path):
+    # the EMA generator is an observer: it draws no random numbers and feeds nothing back, so a run with
+    # one trains exactly the weights of the same run without it
+    runs = {d: B.train_stargan(B.StarGANConfig.smoke(ema_decay=d, num_iters=4), run_dir=tmp_path / str(d),
+                               progress=False) for d in (0.0, 0.9)}
+    assert not runs[0.0].ema and set(runs[0.9].ema) == {"G"}
+    for k in ("G", "D"):
+        a, b = runs[0.0].models[k].state_dict(), runs[0.9].models[k].state_dict()
+        assert all(torch.equal(a[n], b[n]) for n in a), k
+    g, e = runs[0.9].models["G"].state_dict(), runs[0.9].ema["G"].state_dict()
+    assert any(not torch.equal(g[n], e[n]) for n in g)  # the copy did move on its own
+
+
 def test_stargan_difference_condition_and_attribute_domain_train(tmp_path):
     cfg = B.StarGANConfig.smoke(domain="attributes", condition="difference", num_iters=4)
     tr = B.train_stargan(cfg, run_dir=tmp_path / "run", progress=False)
