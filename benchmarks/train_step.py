@@ -5,6 +5,7 @@
     python benchmarks/train_step.py ... --precision fp32     # the engine without bf16 autocast
     python benchmarks/train_step.py ... --mode precision     # fp32 vs bf16: ratio and images per second
     python benchmarks/train_step.py ... --mode official      # the official loop vs the engine: speed-up
+    python benchmarks/train_step.py --model attgan --profile cpu --mode precision   # a profile's own settings
 
 One iteration is what the official loops call an iteration: StarGAN one critic step (adversarial +
 cross-entropy + gradient penalty) and a generator step every ``n_critic``; GANimation a critic step, a
@@ -47,7 +48,30 @@ OFFICIAL_BAR = {("stargan", 64, 32, 16, 5): 0.5}
 
 
 # --- configurations --------------------------------------------------------------------------------------
+CONFIGS = {"stargan": B.StarGANConfig, "ganimation": B.GANimationConfig, "attgan": B.AttGANConfig}
+
+
+def profile_config(args):
+    """The baseline's config at ``--profile``, with logging, samples and snapshots off."""
+    return CONFIGS[args.model].profile(args.profile, log_every=10 ** 9, sample_every=0, snapshot_every=10 ** 9)
+
+
+def take_profile_settings(args) -> None:
+    """``--profile``: the size, width, batch and critic steps of the profile replace the flags (for the
+    report, the bar lookup and the timing blocks)."""
+    cfg = profile_config(args)
+    args.image_size, args.batch_size = cfg.image_size, cfg.batch_size
+    width, critic = {"stargan": ("g_conv_dim", "n_critic"), "ganimation": ("g_conv_dim", "train_G_every_n_iterations"),
+                     "attgan": ("enc_dim", "n_d")}[args.model]
+    args.conv_dim, args.n_critic = getattr(cfg, width), getattr(cfg, critic)
+
+
 def make_config(args, same_depth: bool):
+    if args.profile:
+        cfg = profile_config(args)
+        if same_depth and args.model != "attgan" and args.image_size >= 64:
+            cfg = cfg.replace(d_repeat_num=6)  # the official critic depth (6 whatever the image size)
+        return cfg.replace(n_train=max(cfg.batch_size, min(cfg.n_train, 512)))
     common = dict(image_size=args.image_size, batch_size=args.batch_size, n_train=max(512, 4 * args.batch_size),
                   n_identities=32, log_every=10 ** 9, sample_every=0, snapshot_every=10 ** 9)
     depth = 6 if same_depth else stargan.default_d_repeat(args.image_size)
@@ -264,11 +288,16 @@ def main(argv=None):
     ap.add_argument("--mode", choices=["single", "precision", "official"], default="single")
     ap.add_argument("--same-depth", action="store_true", help="engine critic as deep as the official one")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--profile", choices=["smoke", "cpu", "paper"], default=None,
+                    help="take every setting (size, widths, depths, batch, critic steps) from the baseline's "
+                         "profile instead of the flags above")
     args = ap.parse_args(argv)
+    if args.profile:
+        take_profile_settings(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"model={args.model} image_size={args.image_size} conv_dim={args.conv_dim} batch={args.batch_size} "
+    print(f"model={args.model} profile={args.profile or '(flags)'} image_size={args.image_size} conv_dim={args.conv_dim} batch={args.batch_size} "
           f"n_critic={args.n_critic} threads={torch.get_num_threads()} cores={os.cpu_count()} "
           f"native_bf16={cpu_has_native_bf16()} (auto precision: {'bf16' if cpu_has_native_bf16() else 'fp32'})")
     print("before:", load())
