@@ -31,15 +31,12 @@ CANDIDATES = {
     "cpu-rect": dict(parts="rectangular"),
     "cpu-frozen": dict(end_to_end=False),
     "cpu-bisenet": dict(parser="bisenet"),
+    "train-global": dict(train_global=True),
+    "scratch-w8": dict(global_from="", train_global=True, g_conv_dim=8, d_conv_dim=8, fusion_dim=8, g_repeat=3),
     "w8": dict(g_conv_dim=8, d_conv_dim=8, fusion_dim=8),
-    "w16-r2": dict(g_repeat=2),
-    "w32": dict(g_conv_dim=32, d_conv_dim=32, fusion_dim=32),
-    "b8": dict(batch_size=8),
+    "w16": dict(g_conv_dim=16, d_conv_dim=16, fusion_dim=16),
+    "w16-r3": dict(g_conv_dim=16, d_conv_dim=16, fusion_dim=16, g_repeat=3),
     "fp32": dict(precision="fp32"),
-    "w8-b8": dict(g_conv_dim=8, d_conv_dim=8, fusion_dim=8, batch_size=8),
-    "w8-b8-fp32": dict(g_conv_dim=8, d_conv_dim=8, fusion_dim=8, batch_size=8, precision="fp32"),
-    "w16-b8-fp32": dict(batch_size=8, precision="fp32"),
-    "w16-r2-b8-p16": dict(batch_size=8, g_repeat=2, part_size=16),
 }
 
 

@@ -24,7 +24,7 @@ from torch import nn
 from . import labels as L
 from . import losses
 from .baselines import SynthFacesBatches, Trained, frozen, run_baseline
-from .cache import load_or_train
+from .cache import is_cached, load_or_train
 from .config import Profiles
 from .data.synthfaces import SynthFaces
 from .device import torch_threads
@@ -46,6 +46,8 @@ class HierarchicalConfig(Profiles):
     d_conv_dim: int = 64           # StarGAN discriminators
     d_repeat: int = 6              # at most this many stride-2 layers (StarGAN's 6; fewer for small inputs)
     fusion_dim: int = 64           # width of the fusion network (two conv blocks, four residual blocks)
+    fusion_residual: bool = False  # True (not the paper's): G_fusion outputs x_global + a correction that starts
+    #                                at zero, so that training starts from the global generator's edits
     parser: str = "bisenet"        # "bisenet" or "unet" (Table 2 / Table A1)
     parser_width: int = 64         # UNet base width (BiSeNet has a fixed ResNet-18 context path)
     temperature: float = 0.1       # τ of the tempered softmax softmax(S / τ) (Eq. 1 with φ = 1 / τ)
@@ -62,7 +64,8 @@ class HierarchicalConfig(Profiles):
     lambda_gp: float = 10.0        # and gradient penalty terms
     n_critic: int = 5              # critic steps per generator step (StarGAN)
     batch_size: int = 8
-    lr: float = 1e-4               # Adam, betas (0.5, 0.999), for every network
+    lr: float = 1e-4               # Adam, betas (0.5, 0.999), for every generator
+    d_lr: float = 1e-4             # ... and for every critic (the paper: the same 1e-4)
     parser_lr: float = 1e-4        # the λ_p step of Eq. 9
     detach_real_parts: bool = False  # True: the real parts x_s^p = M_p x_s enter the cycle loss (Eq. 7) and the
     #                                  critics as constants, so the parser learns only through the generators'
@@ -70,6 +73,14 @@ class HierarchicalConfig(Profiles):
     #                                  (empty masks make x_s^p and its reconstruction both zero)
     steps: int = 200_000
     seed: int = 0
+    # where the global generator starts (the paper: from scratch, with the others)
+    global_from: str = ""          # "": from scratch; a profile name ("cpu", "smoke"): from the baselines chapter's
+    #                                StarGAN of that profile (its generator and critic, at their own width; the
+    #                                cache key holds that StarGAN's config, so the two stay in step)
+    train_global: bool = True      # False: the global generator and its critic stay as loaded; the global term
+    #                                of Eq. 8 is then a constant and is skipped (needs global_from). With
+    #                                global_from, the fusion critic (which also sees whole faces) starts from
+    #                                the StarGAN's critic too
     # the translation set (RaFD in the paper: 1,608 frontal faces of 67 people; no masks are used)
     n_train: int = 3200            # SynthFaces training faces (train split)
     n_identities: int = 200
@@ -91,18 +102,28 @@ class HierarchicalConfig(Profiles):
     snapshot_every: int = 1000
     version: int = 1               # bump when the training code changes results
 
-    # cpu: 64 px faces (the cpu oracles' size), 32 px parts, width 8, batch 8 (the paper's): 0.22 s per
-    # iteration on 1 core (benchmarks/hierarchical_step.py), so that the whole series fits in 30 minutes.
+    # cpu: 64 px faces (the cpu oracles' size), 32 px parts, local generators of width 16, batch 8 (the
+    # paper's), 600 iterations. Measured (1 thread, one seed, EEA on 200 test faces x 8 targets):
+    # * from scratch (the paper's recipe, width 8, 800 steps) the generators did not learn the target:
+    #   after 650 iterations the fused output's target-expression loss was ~2.05 (ln 8 = 2.08);
+    # * with the global generator from the baselines' StarGAN but a fusion network from scratch, the output
+    #   after 400 iterations was noise (EEA 0.128, ID distance 0.52; StarGAN: 0.255, 0.180); an L1 warm-up of
+    #   the fusion network to copy the global output stalled at L1 0.108 in 300 steps;
+    # * so: the global generator is the cached StarGAN, kept fixed; the fusion network adds a correction
+    #   that starts at zero; the global and fusion critics start from StarGAN's critic; d_lr 4e-4 (TTUR).
+    #   EEA 0.224 / 0.249 / 0.256 / 0.256 / 0.255 / 0.264 at 200 / 400 / ... / 1,200 iterations (StarGAN
+    #   alone: 0.255); the mouth generator learnt its part (critic's class loss 0.39 at 850 iterations), the
+    #   nose's did not (2.06). n_critic 2 was no better (0.240 / 0.282 / 0.236 / 0.266) and 1.4x slower.
+    # 0.48 s per iteration on 1 core (benchmarks/hierarchical_step.py), 4.8 minutes per model.
     # End to end with the parser's gradient through the real parts and lr 1e-4, the parser lost 99% of its
     # parts' IoU in 250 iterations (measured; 03_ablations shows it); detached real parts and lr 1e-5 kept it.
-    # Caveat (measured under load, one seed): at this budget the generators barely learn the target: after
-    # 650 iterations their target-expression loss was still ~2.05 (ln 8 = 2.08); lr 1e-3 with n_critic 2
-    # gave an EEA of 15.7% after 300 iterations (chance: 12.5%).
-    _CPU = dict(image_size=64, part_size=32, g_conv_dim=8, g_repeat=3, d_conv_dim=8, fusion_dim=8,
-                parser="unet", parser_width=16, batch_size=8, steps=800, parser_masks=4000, parser_steps=400,
+    _CPU = dict(image_size=64, part_size=32, g_conv_dim=16, g_repeat=3, d_conv_dim=16, fusion_dim=16,
+                global_from="cpu", train_global=False, d_lr=4e-4, fusion_residual=True,
+                parser="unet", parser_width=16, batch_size=8, steps=600, parser_masks=4000, parser_steps=400,
                 parser_pretrain_lr=5e-3, detach_real_parts=True, parser_lr=1e-5, log_every=50, sample_every=400,
                 snapshot_every=200)
     _SMOKE = dict(image_size=32, part_size=16, g_conv_dim=8, g_repeat=1, d_conv_dim=8, fusion_dim=8,
+                  global_from="smoke", train_global=False, d_lr=4e-4, fusion_residual=True,
                   parser="unet", parser_width=8, batch_size=4, steps=4, n_critic=2, n_train=32, n_identities=8,
                   detach_real_parts=True,
                   parser_masks=40, parser_steps=3, parser_batch=4, log_every=2, sample_every=4, snapshot_every=2)
@@ -115,6 +136,9 @@ class HierarchicalConfig(Profiles):
         unknown = set(self.exclude) - set(H.PARTS)
         if unknown:
             raise ValueError(f"unknown parts in exclude: {sorted(unknown)}; choose from {H.PARTS}")
+        if not self.train_global and not self.global_from:
+            raise ValueError("train_global=False keeps the global generator as loaded: set global_from to the "
+                             "profile of the StarGAN to load (e.g. global_from='cpu')")
         if not 0 < self.parser_fraction <= 1:
             raise ValueError(f"parser_fraction must lie in (0, 1]; got {self.parser_fraction!r}")
         self.box_size = tuple(self.box_size)
@@ -123,6 +147,18 @@ class HierarchicalConfig(Profiles):
     @property
     def active_parts(self) -> tuple[int, ...]:
         return tuple(i for i, p in enumerate(H.PARTS) if p not in self.exclude)
+
+    def global_stargan(self):
+        """The baselines chapter's StarGAN config whose networks the global branch starts from (None: scratch)."""
+        if not self.global_from:
+            return None
+        from .baselines import StarGANConfig
+        return StarGANConfig.profile(self.global_from, image_size=self.image_size)
+
+    def cache_key(self):
+        """What decides this model's weights: the config, and the StarGAN config its global branch starts from."""
+        sg = self.global_stargan()
+        return self if sg is None else {"hierarchical": self, "global_stargan": sg}
 
 
 def build_parser(cfg: HierarchicalConfig) -> nn.Module:
@@ -139,14 +175,23 @@ class HierarchicalGAN(nn.Module):
         super().__init__()
         self.cfg = cfg
         g = lambda: stargan.Generator(cfg.g_conv_dim, cfg.c_dim, cfg.g_repeat)  # noqa: E731
-        self.G_global = g()
-        self.G_parts = nn.ModuleList([g() for _ in H.PARTS])
-        self.fusion = H.FusionNetwork(cfg.fusion_dim)
         def d(size):
             return stargan.Discriminator(size, cfg.d_conv_dim, cfg.c_dim,
                                          min(cfg.d_repeat, stargan.default_d_repeat(size)))
 
-        self.D_global, self.D_fusion = d(cfg.image_size), d(cfg.image_size)
+        sg = cfg.global_stargan()
+        if sg is None:
+            self.G_global, self.D_global = g(), d(cfg.image_size)
+        else:  # the baselines chapter's StarGAN networks, at their own width (weights: build_hierarchical)
+            self.G_global = stargan.Generator(sg.g_conv_dim, cfg.c_dim, sg.g_repeat_num)
+            self.D_global = stargan.Discriminator(cfg.image_size, sg.d_conv_dim, cfg.c_dim, sg.d_repeat_num)
+        if not cfg.train_global:
+            self.G_global.requires_grad_(False)
+            self.D_global.requires_grad_(False)
+        self.G_parts = nn.ModuleList([g() for _ in H.PARTS])
+        self.fusion = H.FusionNetwork(cfg.fusion_dim, residual=cfg.fusion_residual)
+        self.D_fusion = d(cfg.image_size) if sg is None else stargan.Discriminator(
+            cfg.image_size, sg.d_conv_dim, cfg.c_dim, sg.d_repeat_num)
         self.D_parts = nn.ModuleList([d(cfg.part_size) for _ in H.PARTS])
         self.parser = parser if parser is not None else (build_parser(cfg) if cfg.parts == "semantic" else None)
 
@@ -194,10 +239,11 @@ class HierarchicalGAN(nn.Module):
         return {"out": self.fusion(x_global, x_local), "global": x_global, "parts": parts}
 
     def generator_modules(self) -> list[nn.Module]:
-        return [self.G_global, *self.G_parts, self.fusion]
+        """The generators being trained (the global one only when ``train_global``)."""
+        return [self.G_global] * self.cfg.train_global + [*self.G_parts, self.fusion]
 
     def discriminator_modules(self) -> list[nn.Module]:
-        return [self.D_global, *self.D_parts, self.D_fusion]
+        return [self.D_global] * self.cfg.train_global + [*self.D_parts, self.D_fusion]
 
 
 # --- losses of one iteration (Eq. 5-8, with StarGAN's WGAN-GP) ------------------------------------------
@@ -205,7 +251,8 @@ class HierarchicalGAN(nn.Module):
 def _branches(model: HierarchicalGAN, real: dict, fake: dict):
     """(name, weight λ_p, discriminator, real input, fake output) of every branch of Eq. 8."""
     cfg = model.cfg
-    yield "global", cfg.lambda_global, model.D_global, real["image"], fake["global"]
+    if cfg.train_global:
+        yield "global", cfg.lambda_global, model.D_global, real["image"], fake["global"]
     yield "fusion", cfg.lambda_fusion, model.D_fusion, real["image"], fake["out"]
     for p in cfg.active_parts:
         yield H.PARTS[p], cfg.lambda_local, model.D_parts[p], real["parts"][:, p], fake["parts_out"][:, p]
@@ -230,7 +277,7 @@ def discriminator_loss(model: HierarchicalGAN, real: dict, fake: dict, label_src
 def generator_loss(model: HierarchicalGAN, real: dict, fake: dict, recon: dict, label_trg: torch.Tensor) -> dict:
     """Eq. 8: Σ_p λ_p (adversarial + λ_cls classification + λ_rec cycle reconstruction (Eq. 7))."""
     cfg = model.cfg
-    rec_of = {"global": (recon["global"], real["image"]), "fusion": (recon["out"], real["image"])}
+    rec_of = {"global": (recon["global"], real["image"]), "fusion": (recon["out"], real["image"])}  # Eq. 7
     for p in cfg.active_parts:
         rec_of[H.PARTS[p]] = (recon["parts"][:, p], real["parts"][:, p])
     terms, total = {}, 0.0
@@ -257,7 +304,7 @@ def parameter_groups(model: HierarchicalGAN) -> dict[str, list[dict]]:
     g = [{"params": [p for m in model.generator_modules() for p in m.parameters()], "lr": cfg.lr}]
     if cfg.end_to_end and model.parser is not None:
         g.append({"params": list(model.parser.parameters()), "lr": cfg.parser_lr})
-    d = [{"params": [p for m in model.discriminator_modules() for p in m.parameters()], "lr": cfg.lr}]
+    d = [{"params": [p for m in model.discriminator_modules() for p in m.parameters()], "lr": cfg.d_lr}]
     return {"G": g, "D": d}
 
 
@@ -401,8 +448,10 @@ class HierarchicalBatches:
         return out
 
 
-def build_hierarchical(cfg: HierarchicalConfig, parser_state: dict | None = None) -> HierarchicalGAN:
-    """The networks of ``cfg``, initialised from ``cfg.seed``; ``parser_state``: pre-trained parser weights."""
+def build_hierarchical(cfg: HierarchicalConfig, parser_state: dict | None = None,
+                       global_nets: dict | None = None) -> HierarchicalGAN:
+    """The networks of ``cfg``, initialised from ``cfg.seed``; ``parser_state``: pre-trained parser weights;
+    ``global_nets``: the StarGAN ``{"G", "D"}`` whose weights the global branch starts from (``global_from``)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         model = HierarchicalGAN(cfg)
@@ -410,7 +459,25 @@ def build_hierarchical(cfg: HierarchicalConfig, parser_state: dict | None = None
         if model.parser is None:
             raise ValueError("the rectangular baseline has no parser to load weights into")
         model.parser.load_state_dict(parser_state)
+    if global_nets is not None:
+        if not cfg.global_from:
+            raise ValueError("global_nets given, but the config trains its global generator from scratch: "
+                             "set global_from to the StarGAN's profile")
+        model.G_global.load_state_dict(global_nets["G"].state_dict())
+        model.D_global.load_state_dict(global_nets["D"].state_dict())
+        model.D_fusion.load_state_dict(global_nets["D"].state_dict())
     return model
+
+
+def load_global_stargan(cfg: HierarchicalConfig, progress: bool = False, cache_dir=None,
+                        threads: int | None = None):
+    """The baselines chapter's StarGAN that the global branch starts from (``cfg.global_from``), from the
+    model cache (trained now if missing); None when the global generator trains from scratch."""
+    sg = cfg.global_stargan()
+    if sg is None:
+        return None
+    from .baselines import load_stargan
+    return load_stargan(sg, progress=progress, cache_dir=cache_dir, threads=threads)
 
 
 def hierarchical_optimizers(cfg: HierarchicalConfig, model: HierarchicalGAN) -> dict:
@@ -454,10 +521,12 @@ def train_hierarchical(cfg: HierarchicalConfig, run_dir=None, progress: bool = T
     parser_state = None
     if cfg.parts == "semantic":
         parser_state = load_parser(cfg, cache_dir=cache_dir, progress=progress, threads=threads)[0].state_dict()
-    model = build_hierarchical(cfg, parser_state)
+    stargan_global = load_global_stargan(cfg, progress=progress, cache_dir=cache_dir, threads=threads)
+    model = build_hierarchical(cfg, parser_state, stargan_global.nets if stargan_global is not None else None)
     opts = hierarchical_optimizers(cfg, model)
     data = HierarchicalBatches(cfg)
     fixed = data.get(torch.arange(min(n_samples, data.base.n)))
+    run_dir = run_dir if run_dir is not None else run_dir_for("hierarchical", cfg.cache_key())
 
     def samples(step):
         model.eval()
@@ -477,16 +546,52 @@ def load_hierarchical(cfg: HierarchicalConfig, outdir=None, progress: bool = Tru
     :class:`HierarchicalEditor` (semantic parts; the rectangular baseline needs
     ``hierarchical_editor(model, dataset)``), ``stats`` the training log."""
     def train_fn(c):
-        return train_hierarchical(c, run_dir=run_dir_for("hierarchical", c, outdir), progress=progress,
-                                  threads=threads, cache_dir=cache_dir).export()
+        return train_hierarchical(c, run_dir=run_dir_for("hierarchical", c.cache_key(), outdir),
+                                  progress=progress, threads=threads, cache_dir=cache_dir).export()
 
-    state = load_or_train("hierarchical", cfg, train_fn, cache_dir=cache_dir)
+    state = load_or_train("hierarchical", cfg.cache_key(), lambda _: train_fn(cfg), cache_dir=cache_dir)
     model = build_hierarchical(cfg)
     model.load_state_dict(state["models"]["model"])
     model.eval()
     editor = hierarchical_editor(model) if cfg.parts == "semantic" else None
     return Trained({"model": model}, {}, state.get("stats", []), cfg, editor)
 
+
+
+def _train_in_worker(cfg: HierarchicalConfig, outdir, cache_dir, threads: int | None) -> float:
+    return load_hierarchical(cfg, outdir=outdir, progress=False, cache_dir=cache_dir, threads=threads).train_seconds
+
+
+def train_all(configs, workers: int = 1, outdir=None, cache_dir=None, threads: int | None = 1,
+              progress: bool = True) -> dict:
+    """Make sure every config in ``configs`` (a dict name -> config, or a list) is in the model cache,
+    training the missing ones ``workers`` at a time, each in its own process with ``threads`` torch threads
+    (2 workers of 1 thread use both cores of a 2-core machine; the runs are independent, so the weights are
+    those of :func:`load_hierarchical`). What several configs share (the pre-trained parsers, the global
+    StarGAN) is trained first, once, in this process. Returns the number of models cached before and trained."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    items = list(configs.values()) if isinstance(configs, dict) else list(configs)
+    missing = []
+    for c in items:
+        if not is_cached("hierarchical", c.cache_key(), cache_dir) and c not in missing:
+            missing.append(c)
+    for c in missing:
+        load_global_stargan(c, progress=progress, cache_dir=cache_dir, threads=threads)
+        if c.parts == "semantic":
+            load_parser(c, cache_dir=cache_dir, progress=progress, threads=threads)
+    if progress and missing:
+        print(f"training {len(missing)} of {len(items)} models ({len(items) - len(missing)} cached), "
+              f"{min(workers, len(missing))} at a time")
+    if workers <= 1 or len(missing) <= 1:
+        for c in missing:
+            load_hierarchical(c, outdir=outdir, progress=progress, cache_dir=cache_dir, threads=threads)
+    else:
+        with ProcessPoolExecutor(min(workers, len(missing)), mp_context=multiprocessing.get_context("spawn")) as ex:
+            n = len(missing)
+            list(ex.map(_train_in_worker, missing, [outdir] * n, [cache_dir] * n, [threads] * n))
+    return {"cached": len(items) - len(missing), "trained": len(missing)}
 
 
 # =========================================================================================================

@@ -22,6 +22,10 @@ def _batch(cfg, n=4):
     return b, lab, F.one_hot(lab, 8).float(), F.one_hot((lab + 3) % 8, 8).float(), (lab + 3) % 8
 
 
+# the paper's recipe: every network from scratch, the global generator trained with the others
+SCRATCH = dict(global_from="", train_global=True, fusion_residual=False)
+
+
 def _grad_norm(module):
     return sum(float(p.grad.abs().sum()) for p in module.parameters() if p.grad is not None)
 
@@ -29,7 +33,7 @@ def _grad_norm(module):
 @pytest.mark.parametrize("end_to_end", [True, False])
 def test_end_to_end_decides_whether_the_parser_learns(end_to_end):
     torch.manual_seed(0)
-    cfg = S.config_for("smoke", end_to_end=end_to_end)
+    cfg = S.config_for("smoke", end_to_end=end_to_end, **SCRATCH)
     m = S.HierarchicalGAN(cfg)
     b, lab, c_src, c_trg, trg = _batch(cfg)
     fake = m.translate(b["image"], c_trg)
@@ -68,7 +72,7 @@ def test_bad_settings_are_clear_errors():
 def test_engine_steps_train_every_branch(tmp_path):
     from faceedit_nb.train import Trainer
     torch.manual_seed(0)
-    cfg = S.config_for("smoke")
+    cfg = S.config_for("smoke", **SCRATCH)
     m = S.HierarchicalGAN(cfg)
     groups = S.parameter_groups(m)
     opts = {k: torch.optim.Adam(v, betas=(0.5, 0.999)) for k, v in groups.items()}
@@ -79,6 +83,50 @@ def test_engine_steps_train_every_branch(tmp_path):
     assert {"D/global", "D/fusion", "D/mouth_lips"} <= set(logs[0]) and "G/fusion" in logs[1]
     assert all(torch.isfinite(torch.as_tensor(float(v))) for v in logs[1].values())
     assert any(not torch.equal(a, p) for a, p in zip(before, m.parser.parameters()))  # Eq. 9 moved the parser
+
+
+def test_a_global_branch_from_stargan_stays_fixed_and_the_fusion_starts_at_its_edit(tmp_path):
+    from faceedit_nb import baselines as B
+    from faceedit_nb.train import Trainer
+    cfg = S.config_for("smoke")  # global_from="smoke", train_global=False, fusion_residual=True (as cpu)
+    nets = B.build_stargan(cfg.global_stargan())
+    m = S.build_hierarchical(cfg, global_nets=nets)
+    b, lab, c_src, c_trg, trg = _batch(cfg)
+    with torch.no_grad():
+        fake = m.translate(b["image"], c_trg)
+        assert torch.equal(fake["global"], nets["G"](b["image"], c_trg))
+    assert torch.equal(fake["out"], fake["global"])  # the residual fusion's last layer starts at zero
+    assert m.G_global not in m.generator_modules() and m.D_global not in m.discriminator_modules()
+    fixed = {k: v.clone() for k, v in [*m.G_global.state_dict().items(), *m.D_global.state_dict().items()]
+             if "running" not in k}  # instance-norm running statistics are not used by the forward pass
+    d_fusion = [p.detach().clone() for p in m.D_fusion.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(d_fusion, nets["D"].parameters()))  # starts as StarGAN's critic
+    opts = S.hierarchical_optimizers(cfg, m)
+    tr = Trainer({"model": m}, opts, total_steps=2, run_dir=tmp_path / "run", progress=False, seed=0)
+    logs = [S.hierarchical_step(tr, cfg, {"image": b["image"], "expression": b["expression"]}, i) for i in range(2)]
+    assert "D/global" not in logs[0] and "G/global" not in logs[1] and "G/fusion" in logs[1]
+    now = dict([*m.G_global.state_dict().items(), *m.D_global.state_dict().items()])
+    assert all(torch.equal(v, now[k]) for k, v in fixed.items())
+    assert any(not torch.equal(a, p) for a, p in zip(d_fusion, m.D_fusion.parameters()))
+    with torch.no_grad():
+        fake = m.translate(b["image"], c_trg)
+    assert not torch.equal(fake["out"], fake["global"])  # the fusion has learnt a correction
+    with pytest.raises(ValueError, match="global_from"):
+        S.config_for("smoke", global_from="", train_global=False)
+
+
+def test_train_all_in_two_processes_gives_the_weights_of_training_one_by_one(tmp_path):
+    configs = {"rect": S.config_for("smoke", parts="rectangular"), "frozen": S.config_for("smoke", end_to_end=False)}
+    def train(where, workers):
+        return S.train_all(configs, workers=workers, outdir=tmp_path / where / "runs", cache_dir=tmp_path / where,
+                           progress=False)
+
+    assert train("a", 2) == {"cached": 0, "trained": 2}
+    assert train("a", 2) == {"cached": 2, "trained": 0}
+    assert train("b", 1) == {"cached": 0, "trained": 2}
+    for c in configs.values():
+        a, b = (S.load_hierarchical(c, cache_dir=tmp_path / w, progress=False).nets["model"].state_dict() for w in "ab")
+        assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 # --- parser pre-training, training and loading through the cache (smoke sizes) ---------------------------

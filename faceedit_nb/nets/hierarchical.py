@@ -142,15 +142,22 @@ class FusionNetwork(nn.Module):
     Two convolution blocks, four residual blocks and a convolution, as Sec. 3.2 describes; the layer
     details (7x7 then 3x3 convolutions, instance norm, tanh output) follow StarGAN's generator, which
     the paper uses for every other generator.
+    With ``residual`` (not the paper's), the network outputs ``x_global`` plus its correction, and the last
+    convolution starts at zero, so that an untrained fusion network passes the global edit through.
     """
 
-    def __init__(self, dim: int = 64, n_res: int = 4):
+    def __init__(self, dim: int = 64, n_res: int = 4, residual: bool = False):
         super().__init__()
+        self.residual = residual
         layers = [nn.Conv2d(6, dim, 7, 1, 3, bias=False), nn.InstanceNorm2d(dim, affine=True), nn.ReLU(inplace=True),
                   nn.Conv2d(dim, dim, 3, 1, 1, bias=False), nn.InstanceNorm2d(dim, affine=True), nn.ReLU(inplace=True)]
         layers += [_Residual(dim) for _ in range(n_res)]
-        layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
+        last = nn.Conv2d(dim, 3, 7, 1, 3, bias=False)
+        if residual:
+            nn.init.zeros_(last.weight)
+        layers += [last] if residual else [last, nn.Tanh()]
         self.main = nn.Sequential(*layers)
 
     def forward(self, x_global: torch.Tensor, x_local: torch.Tensor) -> torch.Tensor:
-        return self.main(torch.cat([x_global, x_local], 1))
+        out = self.main(torch.cat([x_global, x_local], 1))
+        return x_global + out if self.residual else out
