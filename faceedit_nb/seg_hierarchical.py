@@ -31,7 +31,10 @@ from .device import torch_threads
 from .nets import hierarchical as H
 from .nets import stargan
 from .nets.parsing import train_parser
-from .train import Trainer, run_dir_for
+from .train import Trainer, epoch_indices, run_dir_for
+
+
+DATASETS = ("synthfaces", "rafd", "affectnet")
 
 
 @dataclass
@@ -87,6 +90,9 @@ class HierarchicalConfig(Profiles):
     data_seed: int = 0
     background: str = "studio"     # SynthFaces backdrops of the translation faces: one studio backdrop for all,
     #                                as RaFD's (and the StarGAN baseline's); "identity": one per person
+    dataset: str = "synthfaces"    # the translation set: "synthfaces", or the paper's "rafd" / "affectnet", read
+    #                                from data_root by faceedit_nb.data.RaFD / AffectNet (train split)
+    data_root: str = ""            # the RaFD or AffectNet folder (the loaders' docstrings show the layout)
     # parser pre-training (the paper: CelebAMask-HQ's training set, another data set than the translation one)
     parser_masks: int = 24_183     # labelled faces at fraction 1 (CelebAMask-HQ's training split has 24,183)
     parser_fraction: float = 1.0   # share of them used for pre-training (Figure 5: 0.1, 0.2, 0.5, 1)
@@ -94,6 +100,8 @@ class HierarchicalConfig(Profiles):
     parser_batch: int = 16
     parser_pretrain_lr: float = 2e-3  # AdamW, warm-up then poly decay (faceedit_nb.nets.parsing.train_parser)
     parser_data_seed: int = 1      # SynthFaces seed of the labelled faces: other people than the translation set
+    parser_data_root: str = ""     # a CelebAMask-HQ folder: pre-train on its train split (the paper's);
+    #                                "": on SynthFaces masks
     # engine
     precision: str = "auto"        # bf16 autocast on CPU, fp16 on CUDA; "fp32" to turn it off
     ema_decay: float = 0.0         # the paper keeps no EMA generator
@@ -136,6 +144,11 @@ class HierarchicalConfig(Profiles):
         unknown = set(self.exclude) - set(H.PARTS)
         if unknown:
             raise ValueError(f"unknown parts in exclude: {sorted(unknown)}; choose from {H.PARTS}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}; got {self.dataset!r}")
+        if self.dataset != "synthfaces" and not self.data_root:
+            raise ValueError(f"dataset={self.dataset!r} is read from disk: set data_root to its folder "
+                             "(or use dataset='synthfaces')")
         if not self.train_global and not self.global_from:
             raise ValueError("train_global=False keeps the global generator as loaded: set global_from to the "
                              "profile of the StarGAN to load (e.g. global_from='cpu')")
@@ -343,7 +356,7 @@ def config_for(profile: str, **overrides) -> HierarchicalConfig:
 # Parser pre-training (the starting point of both variants) and its mIoU
 # =========================================================================================================
 PARSER_KEYS = ("parser", "parser_width", "image_size", "parser_masks", "parser_fraction", "parser_steps",
-               "parser_batch", "parser_pretrain_lr", "parser_data_seed", "seed", "version")
+               "parser_batch", "parser_pretrain_lr", "parser_data_seed", "parser_data_root", "seed", "version")
 
 
 def parser_config(cfg: HierarchicalConfig) -> dict:
@@ -356,17 +369,29 @@ def parser_training_set(cfg: HierarchicalConfig) -> dict:
     """The labelled faces of pre-training: a seeded random ``parser_fraction`` of ``parser_masks`` SynthFaces
     faces (train split, seed ``parser_data_seed``), as uint8 images and label maps. Smaller fractions are
     subsets of larger ones (the same permutation), as the paper's proportions of CelebAMask-HQ."""
-    n_all = cfg.parser_masks
-    n = max(cfg.parser_batch, round(n_all * cfg.parser_fraction))
-    faces = SynthFaces("train", size=cfg.image_size, n=n_all, seed=cfg.parser_data_seed,
-                       n_identities=max(1, n_all // 8))
+    if cfg.parser_data_root:
+        from .data import CelebAMaskHQ
+        faces = CelebAMaskHQ(cfg.parser_data_root, "train", size=cfg.image_size)
+        n_all = min(cfg.parser_masks, len(faces))
+    else:
+        n_all = cfg.parser_masks
+        faces = SynthFaces("train", size=cfg.image_size, n=n_all, seed=cfg.parser_data_seed,
+                           n_identities=max(1, n_all // 8))
+    n = max(min(cfg.parser_batch, n_all), round(n_all * cfg.parser_fraction))
     order = torch.randperm(n_all, generator=torch.Generator().manual_seed(cfg.parser_data_seed))[:n].sort().values
     images, masks = [], []
     for lo in range(0, n, 256):
-        b = faces.batch(order[lo:lo + 256])
+        b = faces.batch(order[lo:lo + 256]) if not cfg.parser_data_root else _stack(faces, order[lo:lo + 256])
         images.append(((b["image"] + 1) * 127.5).round().to(torch.uint8))
         masks.append(b["mask"].to(torch.uint8))
     return {"image": torch.cat(images), "mask": torch.cat(masks)}
+
+
+def _stack(dataset, indices) -> dict:
+    """Samples of a real-data loader (faceedit_nb.data) stacked into a batch (tensors only)."""
+    items = [dataset[int(i)] for i in indices]
+    return {k: torch.stack([torch.as_tensor(it[k]) for it in items]) for k in items[0]
+            if isinstance(items[0][k], (torch.Tensor, int))}
 
 
 def pretrain_parser(cfg: HierarchicalConfig, progress: bool = False, threads: int | None = None) -> dict:
@@ -427,25 +452,72 @@ def parser_miou(parser: nn.Module, size: int, n: int = 640, seed: int = 0, batch
 # Training and loading through the engine and the model cache
 # =========================================================================================================
 class HierarchicalBatches:
-    """SynthFaces training batches (:class:`faceedit_nb.baselines.SynthFacesBatches`, no flips: the
-    rectangular baseline's landmarks would need mirroring too) with each face's 68 landmarks added."""
+    """Training batches of the translation set, served by step number, each face with 68 landmarks.
 
-    def __init__(self, cfg: HierarchicalConfig):
-        self.base = SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
-                                      flip=False, seed=cfg.seed, data_seed=cfg.data_seed, background=cfg.background)
-        ds = self.base.dataset
-        self.landmarks = torch.cat([ds.batch(torch.arange(lo, min(len(ds), lo + 256)))["landmarks"]
-                                    for lo in range(0, len(ds), 256)])
+    SynthFaces (default): rendered into memory once (:class:`faceedit_nb.baselines.SynthFacesBatches`, no
+    flips: the rectangular baseline's landmarks would need mirroring too), landmarks from the renderer.
+    RaFD / AffectNet (``cfg.dataset``): decoded from ``cfg.data_root`` batch by batch, in the same seeded
+    epoch order; AffectNet's landmarks come with it. RaFD has none: give ``parser`` (the pre-trained one)
+    and each part's landmarks are placed at the centre of that part in the parser's segmentation, which
+    is where the rectangular baseline's boxes then centre. Semantic parts need no landmarks.
+    """
+
+    def __init__(self, cfg: HierarchicalConfig, parser: nn.Module | None = None):
+        self.cfg, self.parser = cfg, parser
+        if cfg.dataset == "synthfaces":
+            self.base = SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
+                                          flip=False, seed=cfg.seed, data_seed=cfg.data_seed, background=cfg.background)
+            ds = self.base.dataset
+            self.landmarks = torch.cat([ds.batch(torch.arange(lo, min(len(ds), lo + 256)))["landmarks"]
+                                        for lo in range(0, len(ds), 256)])
+            self.n = self.base.n
+            return
+        from .data import AffectNet, RaFD
+        self.dataset = {"rafd": RaFD, "affectnet": AffectNet}[cfg.dataset](cfg.data_root, "train", size=cfg.image_size)
+        self.n = len(self.dataset)
+        if cfg.batch_size > self.n:
+            raise ValueError(f"batch_size {cfg.batch_size} exceeds the {self.n} training faces under {cfg.data_root}")
 
     def get(self, indices: torch.Tensor) -> dict:
-        out = self.base.get(indices)
-        out["landmarks"] = self.landmarks[indices]
+        if self.cfg.dataset == "synthfaces":
+            out = self.base.get(indices)
+            out["landmarks"] = self.landmarks[indices]
+            return out
+        out = _stack(self.dataset, indices)
+        out["index"] = indices
+        if "landmarks" not in out and self.parser is not None:
+            out["landmarks"] = part_centre_landmarks(self.parser, out["image"])
         return out
 
     def __call__(self, step: int) -> dict:
-        out = self.base(step)
-        out["landmarks"] = self.landmarks[out["index"]]
-        return out
+        if self.cfg.dataset == "synthfaces":
+            out = self.base(step)
+            out["landmarks"] = self.landmarks[out["index"]]
+            return out
+        return self.get(epoch_indices(step, self.cfg.batch_size, self.n, self.cfg.seed))
+
+
+@torch.no_grad()
+def part_centre_landmarks(parser: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """68 stand-in landmarks (B, 68, 2) for faces without any: every landmark of a part's group
+    (:data:`faceedit_nb.nets.hierarchical.PART_LANDMARKS`) sits at the centre of mass of that part in the
+    parser's segmentation (pixel units), so that :func:`~faceedit_nb.nets.hierarchical.rectangular_boxes`
+    centres its boxes there; a part the parser does not find is placed at the image centre."""
+    was_training = parser.training
+    parser.eval()
+    dev = next(parser.parameters()).device
+    masks = H.hard_part_masks(parser(images.to(dev)).float().argmax(1)).cpu()  # (B, 4, H, W)
+    parser.train(was_training)
+    B, _, S_, _ = masks.shape
+    ys, xs = torch.meshgrid(torch.arange(S_, dtype=torch.float32), torch.arange(S_, dtype=torch.float32), indexing="ij")
+    area = masks.sum((2, 3))
+    cx = torch.where(area > 0, (masks * xs).sum((2, 3)) / area.clamp(min=1), torch.full_like(area, (S_ - 1) / 2))
+    cy = torch.where(area > 0, (masks * ys).sum((2, 3)) / area.clamp(min=1), torch.full_like(area, (S_ - 1) / 2))
+    out = torch.zeros(B, 68, 2)
+    for p, idx in enumerate(H.PART_LANDMARKS):
+        out[:, list(idx), 0] = cx[:, p, None]
+        out[:, list(idx), 1] = cy[:, p, None]
+    return out
 
 
 def build_hierarchical(cfg: HierarchicalConfig, parser_state: dict | None = None,
@@ -524,8 +596,9 @@ def train_hierarchical(cfg: HierarchicalConfig, run_dir=None, progress: bool = T
     stargan_global = load_global_stargan(cfg, progress=progress, cache_dir=cache_dir, threads=threads)
     model = build_hierarchical(cfg, parser_state, stargan_global.nets if stargan_global is not None else None)
     opts = hierarchical_optimizers(cfg, model)
-    data = HierarchicalBatches(cfg)
-    fixed = data.get(torch.arange(min(n_samples, data.base.n)))
+    data = HierarchicalBatches(cfg, parser=load_parser(cfg, cache_dir=cache_dir, threads=threads)[0]
+                               if cfg.dataset == "rafd" and cfg.parts == "rectangular" else None)
+    fixed = data.get(torch.arange(min(n_samples, data.n)))
     run_dir = run_dir if run_dir is not None else run_dir_for("hierarchical", cfg.cache_key())
 
     def samples(step):

@@ -234,3 +234,38 @@ def test_verdicts_follow_the_claimed_direction_and_the_noise():
     assert S.verdict(float("nan")) == "not testable here"
     with pytest.raises(ValueError, match="edit"):
         S.rate_difference(0.5, 0, 0.5, 10)
+
+
+# --- the paper's data through the loaders: RaFD / AffectNet translation sets, CelebAMask-HQ parser ------
+def test_part_centre_landmarks_put_the_boxes_where_the_parts_are():
+    b = SynthFaces("test", size=64, n=8).batch(torch.arange(8))
+    pseudo = S.part_centre_landmarks(_LookupParser(b["mask"]), b["image"])
+    true_boxes = S.H.rectangular_boxes(b["landmarks"], (0.2, 0.2, 0.18, 0.28), 64)
+    boxes = S.H.rectangular_boxes(pseudo, (0.2, 0.2, 0.18, 0.28), 64)
+    assert pseudo.shape == (8, 68, 2)
+    assert (boxes - true_boxes).abs().max() < 4  # pixels, at 64 px: the part centres, not the landmarks' mean
+    assert (boxes - true_boxes.roll(1, dims=0)).abs().max() > 4  # and they follow each face
+
+
+@pytest.mark.parametrize("fmt,parts", [("rafd", "rectangular"), ("affectnet", "semantic")])
+def test_training_reads_the_papers_data_sets_through_the_loaders(tmp_path, fmt, parts):
+    from faceedit_nb.data import export_synthfaces
+    root = export_synthfaces(tmp_path / fmt, fmt, n=16, size=64, split="train", n_identities=2)
+    masks = export_synthfaces(tmp_path / "celebamask-hq", "celebamask-hq", n=8, size=64, split="train")
+    cfg = S.config_for("smoke", dataset=fmt, data_root=str(root), parser_data_root=str(masks), parts=parts,
+                       parser_masks=8)
+    data = S.HierarchicalBatches(cfg, parser=S.load_parser(cfg, cache_dir=tmp_path)[0])
+    b = data(0)
+    assert b["image"].shape == (cfg.batch_size, 3, 32, 32) and b["landmarks"].shape == (cfg.batch_size, 68, 2)
+    trained = S.load_hierarchical(cfg, outdir=tmp_path / "runs", cache_dir=tmp_path, progress=False, threads=1)
+    assert trained.stats[-1]["step"] == cfg.steps
+    assert len(S.parser_training_set(cfg)["image"]) == 8  # the CelebAMask-HQ export, not SynthFaces' 40
+
+
+def test_real_data_settings_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="data_root"):
+        S.config_for("smoke", dataset="rafd")
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        S.config_for("smoke", dataset="celeba", data_root="x")
+    with pytest.raises(FileNotFoundError, match="RaFD"):
+        S.HierarchicalBatches(S.config_for("smoke", dataset="rafd", data_root=str(tmp_path / "missing")))
