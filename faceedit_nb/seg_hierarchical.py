@@ -24,7 +24,7 @@ from torch import nn
 from . import labels as L
 from . import losses
 from .baselines import SynthFacesBatches, Trained, frozen, run_baseline
-from .cache import is_cached, load_or_train
+from .cache import config_hash, is_cached, load_or_train
 from .config import Profiles
 from .data.synthfaces import SynthFaces
 from .device import torch_threads
@@ -102,6 +102,10 @@ class HierarchicalConfig(Profiles):
     parser_data_seed: int = 1      # SynthFaces seed of the labelled faces: other people than the translation set
     parser_data_root: str = ""     # a CelebAMask-HQ folder: pre-train on its train split (the paper's);
     #                                "": on SynthFaces masks
+    backbone_weights: str = ""     # BiSeNet: a local torchvision ResNet-18 state dict (ImageNet) for its context
+    #                                path; "": from scratch (nothing is downloaded)
+    parser_checkpoint: str = ""    # BiSeNet: a local face-parsing.PyTorch checkpoint (79999_iter.pth) that
+    #                                pre-training starts from (parser_steps=0: use it as it is)
     # engine
     precision: str = "auto"        # bf16 autocast on CPU, fp16 on CUDA; "fp32" to turn it off
     ema_decay: float = 0.0         # the paper keeps no EMA generator
@@ -149,6 +153,8 @@ class HierarchicalConfig(Profiles):
         if self.dataset != "synthfaces" and not self.data_root:
             raise ValueError(f"dataset={self.dataset!r} is read from disk: set data_root to its folder "
                              "(or use dataset='synthfaces')")
+        if (self.backbone_weights or self.parser_checkpoint) and self.parser != "bisenet":
+            raise ValueError("backbone_weights and parser_checkpoint are BiSeNet weights: set parser='bisenet'")
         if not self.train_global and not self.global_from:
             raise ValueError("train_global=False keeps the global generator as loaded: set global_from to the "
                              "profile of the StarGAN to load (e.g. global_from='cpu')")
@@ -177,7 +183,7 @@ class HierarchicalConfig(Profiles):
 def build_parser(cfg: HierarchicalConfig) -> nn.Module:
     from .nets import parsing
     if cfg.parser == "bisenet":
-        return parsing.BiSeNet()
+        return parsing.BiSeNet(backbone_weights=cfg.backbone_weights or None)
     return parsing.UNet(base=cfg.parser_width)
 
 
@@ -356,7 +362,8 @@ def config_for(profile: str, **overrides) -> HierarchicalConfig:
 # Parser pre-training (the starting point of both variants) and its mIoU
 # =========================================================================================================
 PARSER_KEYS = ("parser", "parser_width", "image_size", "parser_masks", "parser_fraction", "parser_steps",
-               "parser_batch", "parser_pretrain_lr", "parser_data_seed", "parser_data_root", "seed", "version")
+               "parser_batch", "parser_pretrain_lr", "parser_data_seed", "parser_data_root", "backbone_weights",
+               "parser_checkpoint", "seed", "version")
 
 
 def parser_config(cfg: HierarchicalConfig) -> dict:
@@ -401,8 +408,10 @@ def pretrain_parser(cfg: HierarchicalConfig, progress: bool = False, threads: in
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         parser = build_parser(cfg)
+    if cfg.parser_checkpoint:
+        parser.load_face_parsing(cfg.parser_checkpoint)
     with torch_threads(threads):
-        history = train_parser(parser, parser_training_set(cfg), cfg.parser_steps, batch_size=cfg.parser_batch,
+        history = [] if cfg.parser_steps == 0 else train_parser(parser, parser_training_set(cfg), cfg.parser_steps, batch_size=cfg.parser_batch,
                                lr=cfg.parser_pretrain_lr, seed=cfg.seed, log_every=100 if progress else 0)
         report = parser_miou(parser, cfg.image_size)
     return {"state": {k: v.detach().cpu() for k, v in parser.state_dict().items()}, "history": history,
@@ -434,10 +443,14 @@ def parser_miou(parser: nn.Module, size: int, n: int = 640, seed: int = 0, batch
     c = len(L.PARSING_CLASSES)
     conf = torch.zeros(c, c, dtype=torch.long)
     conf_parts = torch.zeros(len(L.LOCAL_PARTS), len(L.LOCAL_PARTS), dtype=torch.long)
+    per_face = []
     for lo in range(0, n, batch_size):
         b = faces.batch(torch.arange(lo, min(n, lo + batch_size)))
         pred = parser(b["image"].to(dev)).float().argmax(1).cpu()
         conf += confusion_matrix(pred, b["mask"], c)
+        for i in range(len(pred)):
+            iou_i, present_i = iou_from_confusion(confusion_matrix(pred[i], b["mask"][i], c))
+            per_face.append(float(iou_i[present_i].mean()))
         conf_parts += confusion_matrix(L.map_mask(pred, "local_parts"), L.map_mask(b["mask"], "local_parts"),
                                        len(L.LOCAL_PARTS))
     parser.train(was_training)
@@ -445,7 +458,18 @@ def parser_miou(parser: nn.Module, size: int, n: int = 640, seed: int = 0, batch
     iou_p, present_p = iou_from_confusion(conf_parts)
     return {"miou": float(iou[present].mean()), "parts_miou": float(iou_p[1:][present_p[1:]].mean()),
             "per_class_iou": {L.PARSING_CLASSES[i]: float(iou[i]) for i in range(c) if present[i]},
-            "per_part_iou": {H.PARTS[p]: float(iou_p[p + 1]) for p in range(len(H.PARTS))}, "n_test": n}
+            "per_part_iou": {H.PARTS[p]: float(iou_p[p + 1]) for p in range(len(H.PARTS))}, "n_test": n,
+            "per_face_miou": per_face, "seed": seed}
+
+
+def miou_difference(a: dict, b: dict) -> tuple[float, float]:
+    """``a["miou"] - b["miou"]`` of two :func:`parser_miou` reports on the same test faces, and its standard
+    error from the paired per-face mIoUs (std of the per-face differences / sqrt(n)): the uncertainty that
+    the choice of test faces brings, not the spread between training seeds."""
+    if (a["n_test"], a.get("seed")) != (b["n_test"], b.get("seed")):
+        raise ValueError("the two mIoU reports are on different test faces: measure both with the same n and seed")
+    d = torch.tensor(a["per_face_miou"]) - torch.tensor(b["per_face_miou"])
+    return a["miou"] - b["miou"], float(d.std() / math.sqrt(len(d)))
 
 
 # =========================================================================================================
@@ -631,6 +655,10 @@ def load_hierarchical(cfg: HierarchicalConfig, outdir=None, progress: bool = Tru
 
 
 
+def _pretrain_in_worker(cfg: HierarchicalConfig, cache_dir, threads: int | None) -> float:
+    return load_parser(cfg, cache_dir=cache_dir, threads=threads)[1]["seconds"]
+
+
 def _train_in_worker(cfg: HierarchicalConfig, outdir, cache_dir, threads: int | None) -> float:
     return load_hierarchical(cfg, outdir=outdir, progress=False, cache_dir=cache_dir, threads=threads).train_seconds
 
@@ -650,20 +678,23 @@ def train_all(configs, workers: int = 1, outdir=None, cache_dir=None, threads: i
     for c in items:
         if not is_cached("hierarchical", c.cache_key(), cache_dir) and c not in missing:
             missing.append(c)
+    parsers = {}  # the distinct parsers the missing models start from and the cache lacks
     for c in missing:
         load_global_stargan(c, progress=progress, cache_dir=cache_dir, threads=threads)
-        if c.parts == "semantic":
-            load_parser(c, cache_dir=cache_dir, progress=progress, threads=threads)
+        if c.parts == "semantic" and not is_cached("hier-parser", parser_config(c), cache_dir):
+            parsers.setdefault(config_hash(parser_config(c)), c)
+
+    def in_pool(fn, configs, *args):
+        if workers <= 1 or len(configs) <= 1:
+            return [fn(c, *args) for c in configs]
+        with ProcessPoolExecutor(min(workers, len(configs)), mp_context=multiprocessing.get_context("spawn")) as ex:
+            return list(ex.map(fn, configs, *[[a] * len(configs) for a in args]))
+
     if progress and missing:
-        print(f"training {len(missing)} of {len(items)} models ({len(items) - len(missing)} cached), "
-              f"{min(workers, len(missing))} at a time")
-    if workers <= 1 or len(missing) <= 1:
-        for c in missing:
-            load_hierarchical(c, outdir=outdir, progress=progress, cache_dir=cache_dir, threads=threads)
-    else:
-        with ProcessPoolExecutor(min(workers, len(missing)), mp_context=multiprocessing.get_context("spawn")) as ex:
-            n = len(missing)
-            list(ex.map(_train_in_worker, missing, [outdir] * n, [cache_dir] * n, [threads] * n))
+        print(f"training {len(missing)} of {len(items)} models ({len(items) - len(missing)} cached) and "
+              f"{len(parsers)} parsers, {workers} at a time")
+    in_pool(_pretrain_in_worker, list(parsers.values()), cache_dir, threads)
+    in_pool(_train_in_worker, missing, outdir, cache_dir, threads)
     return {"cached": len(items) - len(missing), "trained": len(missing)}
 
 

@@ -269,3 +269,38 @@ def test_real_data_settings_are_clear_errors(tmp_path):
         S.config_for("smoke", dataset="celeba", data_root="x")
     with pytest.raises(FileNotFoundError, match="RaFD"):
         S.HierarchicalBatches(S.config_for("smoke", dataset="rafd", data_root=str(tmp_path / "missing")))
+
+
+def test_a_face_parsing_checkpoint_and_imagenet_backbone_reach_the_series_parser(tmp_path):
+    from faceedit_nb import labels as L
+    from faceedit_nb.nets.parsing import BiSeNet
+    torch.manual_seed(1)
+    theirs = BiSeNet()
+    state = {k: v.clone() for k, v in theirs.state_dict().items()}
+    for head in ("conv_out", "conv_out16", "conv_out32"):
+        state[f"{head}.conv_out.weight"] = state[f"{head}.conv_out.weight"][L.FROM_BISENET]
+    torch.save(state, tmp_path / "79999_iter.pth")
+    torch.save(theirs.cp.resnet.state_dict(), tmp_path / "resnet18.pth")
+    cfg = S.config_for("smoke", parser="bisenet", parser_checkpoint=str(tmp_path / "79999_iter.pth"), parser_steps=0)
+    parser, _ = S.load_parser(cfg, cache_dir=tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(parser.cp.resnet.state_dict().values(),
+                                                  theirs.cp.resnet.state_dict().values()))
+    assert S.parser_config(cfg) != S.parser_config(cfg.replace(parser_checkpoint=""))  # its own cache entry
+    backbone = S.build_parser(S.config_for("smoke", parser="bisenet", backbone_weights=str(tmp_path / "resnet18.pth")))
+    assert all(torch.equal(a, b) for a, b in zip(backbone.cp.resnet.state_dict().values(),
+                                                  theirs.cp.resnet.state_dict().values()))
+    with pytest.raises(ValueError, match="parser='bisenet'"):
+        S.config_for("smoke", parser="unet", parser_checkpoint=str(tmp_path / "79999_iter.pth"))
+
+
+def test_miou_difference_is_paired_over_the_same_faces():
+    faces = SynthFaces("test", size=32, n=24, seed=0, n_identities=3)
+    masks = faces.batch(torch.arange(24))["mask"]
+    perfect = S.parser_miou(_LookupParser(masks), 32, n=24, batch_size=10)
+    shifted = S.parser_miou(_LookupParser(masks, shift=2), 32, n=24, batch_size=10)
+    d, se = S.miou_difference(perfect, shifted)
+    assert d == pytest.approx(perfect["miou"] - shifted["miou"]) and d > 0 and 0 < se < d
+    assert len(perfect["per_face_miou"]) == 24 and min(perfect["per_face_miou"]) == pytest.approx(1.0)
+    assert S.miou_difference(perfect, perfect) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="different test faces"):
+        S.miou_difference(perfect, S.parser_miou(_LookupParser(masks), 32, n=20, batch_size=10))
