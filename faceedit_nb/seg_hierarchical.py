@@ -374,7 +374,8 @@ def parser_config(cfg: HierarchicalConfig) -> dict:
 
 def parser_training_set(cfg: HierarchicalConfig) -> dict:
     """The labelled faces of pre-training: a seeded random ``parser_fraction`` of ``parser_masks`` SynthFaces
-    faces (train split, seed ``parser_data_seed``), as uint8 images and label maps. Smaller fractions are
+    faces (train split, seed ``parser_data_seed``), or of the first ``parser_masks`` faces of CelebAMask-HQ's
+    train split when ``parser_data_root`` is set, as uint8 images and label maps. Smaller fractions are
     subsets of larger ones (the same permutation), as the paper's proportions of CelebAMask-HQ."""
     if cfg.parser_data_root:
         from .data import CelebAMaskHQ
@@ -411,8 +412,9 @@ def pretrain_parser(cfg: HierarchicalConfig, progress: bool = False, threads: in
     if cfg.parser_checkpoint:
         parser.load_face_parsing(cfg.parser_checkpoint)
     with torch_threads(threads):
-        history = [] if cfg.parser_steps == 0 else train_parser(parser, parser_training_set(cfg), cfg.parser_steps, batch_size=cfg.parser_batch,
-                               lr=cfg.parser_pretrain_lr, seed=cfg.seed, log_every=100 if progress else 0)
+        history = [] if cfg.parser_steps == 0 else train_parser(
+            parser, parser_training_set(cfg), cfg.parser_steps, batch_size=cfg.parser_batch,
+            lr=cfg.parser_pretrain_lr, seed=cfg.seed, log_every=100 if progress else 0)
         report = parser_miou(parser, cfg.image_size)
     return {"state": {k: v.detach().cpu() for k, v in parser.state_dict().items()}, "history": history,
             "report": report, "seconds": time.perf_counter() - start}

@@ -286,7 +286,8 @@ def test_a_face_parsing_checkpoint_and_imagenet_backbone_reach_the_series_parser
     assert all(torch.equal(a, b) for a, b in zip(parser.cp.resnet.state_dict().values(),
                                                   theirs.cp.resnet.state_dict().values()))
     assert S.parser_config(cfg) != S.parser_config(cfg.replace(parser_checkpoint=""))  # its own cache entry
-    backbone = S.build_parser(S.config_for("smoke", parser="bisenet", backbone_weights=str(tmp_path / "resnet18.pth")))
+    with_backbone = S.config_for("smoke", parser="bisenet", backbone_weights=str(tmp_path / "resnet18.pth"))
+    backbone = S.build_parser(with_backbone)
     assert all(torch.equal(a, b) for a, b in zip(backbone.cp.resnet.state_dict().values(),
                                                   theirs.cp.resnet.state_dict().values()))
     with pytest.raises(ValueError, match="parser='bisenet'"):
