@@ -644,11 +644,11 @@ def load_hierarchical(cfg: HierarchicalConfig, outdir=None, progress: bool = Tru
     interrupted run). ``nets["model"]`` is the :class:`HierarchicalGAN` (eval mode), ``editor`` its
     :class:`HierarchicalEditor` (semantic parts; the rectangular baseline needs
     ``hierarchical_editor(model, dataset)``), ``stats`` the training log."""
-    def train_fn(c):
-        return train_hierarchical(c, run_dir=run_dir_for("hierarchical", c.cache_key(), outdir),
+    def train_fn(_key):
+        return train_hierarchical(cfg, run_dir=run_dir_for("hierarchical", cfg.cache_key(), outdir),
                                   progress=progress, threads=threads, cache_dir=cache_dir).export()
 
-    state = load_or_train("hierarchical", cfg.cache_key(), lambda _: train_fn(cfg), cache_dir=cache_dir)
+    state = load_or_train("hierarchical", cfg.cache_key(), train_fn, cache_dir=cache_dir)
     model = build_hierarchical(cfg)
     model.load_state_dict(state["models"]["model"])
     model.eval()
@@ -669,9 +669,9 @@ def train_all(configs, workers: int = 1, outdir=None, cache_dir=None, threads: i
               progress: bool = True) -> dict:
     """Make sure every config in ``configs`` (a dict name -> config, or a list) is in the model cache,
     training the missing ones ``workers`` at a time, each in its own process with ``threads`` torch threads
-    (2 workers of 1 thread use both cores of a 2-core machine; the runs are independent, so the weights are
-    those of :func:`load_hierarchical`). What several configs share (the pre-trained parsers, the global
-    StarGAN) is trained first, once, in this process. Returns the number of models cached before and trained."""
+    (the runs are independent, so the weights are those of :func:`load_hierarchical`). What several configs
+    share is made first, once: the global StarGANs (in this process) and the missing pre-trained parsers
+    (in the pool). Returns the number of models cached before and trained."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -680,11 +680,14 @@ def train_all(configs, workers: int = 1, outdir=None, cache_dir=None, threads: i
     for c in items:
         if not is_cached("hierarchical", c.cache_key(), cache_dir) and c not in missing:
             missing.append(c)
-    parsers = {}  # the distinct parsers the missing models start from and the cache lacks
+    stargans, parsers = {}, {}  # the distinct global StarGANs and missing parsers the missing models start from
     for c in missing:
-        load_global_stargan(c, progress=progress, cache_dir=cache_dir, threads=threads)
+        if c.global_from:
+            stargans.setdefault(config_hash(c.global_stargan()), c)
         if c.parts == "semantic" and not is_cached("hier-parser", parser_config(c), cache_dir):
             parsers.setdefault(config_hash(parser_config(c)), c)
+    for c in stargans.values():
+        load_global_stargan(c, progress=progress, cache_dir=cache_dir, threads=threads)
 
     def in_pool(fn, configs, *args):
         if workers <= 1 or len(configs) <= 1:
