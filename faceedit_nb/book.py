@@ -47,7 +47,9 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -342,14 +344,82 @@ def _stored_meta(path: Path) -> dict[str, Any]:
         return {}
 
 
+# --- what the runner adds to an executed notebook --------------------------------------------------------
+GENERATED_TAG = "faceedit-nb-generated"  # cells the runner adds; removed and rebuilt on every refresh
+PROFILE_WORDS = {
+    "smoke": "a test run with tiny images and a few iterations: it shows that the chapter runs, and every "
+             "number on this page is meaningless",
+    "cpu": "the book's own settings: minutes on a laptop CPU, models trained once and cached",
+    "paper": "the papers' settings (image size, iterations, batch size): hours on a GPU",
+}
+
+
+def _setting(name: str, value: Any) -> str:
+    return f"`{name} = {value!r}`" if "`" not in repr(value) else f"{name} = {value!r}"
+
+
+def profile_box(meta: dict[str, Any]) -> str:
+    """The small box at the top of an executed chapter: the profile and the settings it ran with."""
+    profile = meta.get("profile", "?")
+    params = dict(meta.get("parameters") or {})
+    overrides = meta.get("overrides")
+    if overrides is None:  # executed before the runner recorded them
+        set_by_profile, defaults = [], list(params)
+    else:
+        set_by_profile = [k for k in params if k in overrides]
+        defaults = [k for k in params if k not in overrides]
+    parts = []
+    if set_by_profile:
+        parts.append(", ".join(_setting(k, params[k]) for k in set_by_profile)
+                     + " (from `notebooks/profiles.yml`)")
+    if defaults:
+        parts.append(", ".join(_setting(k, params[k]) for k in defaults)
+                     + (" (the notebook's defaults)" if set_by_profile or overrides is not None else ""))
+    when = str(meta.get("executed", ""))[:16].replace("T", " ")
+    seconds = meta.get("seconds")
+    ran = f"Executed {when}" + (f" in {seconds:,.0f} s" if isinstance(seconds, (int, float)) else "") + "."
+    return "\n".join([
+        f":::{{admonition}} Profile `{profile}`",
+        ":class: note faceedit-profile",
+        f"This page was produced with the **{profile}** profile: {PROFILE_WORDS.get(profile, 'a custom profile')}. "
+        f"Settings: {'; '.join(parts) or 'none'}. {ran} "
+        f"Other profiles: `python -m faceedit_nb.book --profile cpu` (see *How to run it* in the introduction).",
+        ":::",
+    ])
+
+
+def decorate(nb: nbformat.NotebookNode, meta: dict[str, Any] | None = None) -> nbformat.NotebookNode:
+    """An executed notebook as the book shows it (idempotent): the profile box under the title, and
+    papermill's injected-parameters cell collapsed (``hide-cell``). Returns a new notebook."""
+    nb = copy.deepcopy(nb)
+    meta = meta if meta is not None else dict(nb.metadata.get(META_KEY, {}))
+    cells = [c for c in nb.cells if GENERATED_TAG not in _tags(c)]
+    for cell in cells:
+        tags = _tags(cell)
+        if "injected-parameters" in tags and "hide-cell" not in tags:
+            cell.setdefault("metadata", {})["tags"] = tags + ["hide-cell"]
+    if meta.get("profile"):
+        box = nbformat.v4.new_markdown_cell(profile_box(meta), metadata={"tags": [GENERATED_TAG]})
+        box["id"] = "faceedit-nb-profile"
+        title = next((i for i, c in enumerate(cells) if c.cell_type == "markdown"
+                      and c.source.lstrip().startswith("# ")), None)
+        cells.insert(0 if title is None else title + 1, box)
+    nb.cells = cells
+    if nb.get("nbformat_minor", 5) < 5:  # cell ids exist from nbformat 4.5 on
+        for cell in nb.cells:
+            cell.pop("id", None)
+    return nb
+
+
 def refresh_prose(source: nbformat.NotebookNode, executed: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
     """Copy markdown/raw cells and code-cell tags from the source into a reused executed notebook.
 
     The code cells are known to be the same (the hash says so); the executed copy keeps its outputs and
     papermill's injected-parameters cell. Returns the new notebook, or None if nothing changed.
     """
-    executed_code = [c for c in executed.cells if c.cell_type == "code" and "injected-parameters" not in _tags(c)]
-    injected = [c for c in executed.cells if "injected-parameters" in _tags(c)]
+    kept = [c for c in executed.cells if GENERATED_TAG not in _tags(c)]
+    executed_code = [c for c in kept if c.cell_type == "code" and "injected-parameters" not in _tags(c)]
+    injected = [c for c in kept if "injected-parameters" in _tags(c)]
     if len(executed_code) != sum(c.cell_type == "code" for c in source.cells):
         return None
     cells, it = [], iter(executed_code)
@@ -368,10 +438,11 @@ def refresh_prose(source: nbformat.NotebookNode, executed: nbformat.NotebookNode
     def key(cs):
         return [(c.cell_type, c.get("source"), sorted(_tags(c))) for c in cs]
 
-    if key(cells) == key(executed.cells):
-        return None
     new = copy.deepcopy(executed)
     new.cells = cells
+    new = decorate(new)
+    if key(new.cells) == key(executed.cells):
+        return None
     return new
 
 
@@ -415,9 +486,10 @@ def execute_one(name: str, src: Path, dst: Path, overrides: dict[str, Any], prof
         nb = nbformat.read(str(tmp), as_version=4)
         nb.metadata[META_KEY] = {
             "hash": digest, "profile": profile, "parameters": parameters,
-            "executed": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(seconds, 2),
+            "overrides": overrides, "executed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "seconds": round(seconds, 2),
         }
-        nbformat.write(nb, str(tmp))
+        nbformat.write(decorate(nb), str(tmp))
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)  # interrupted: leave nothing half-written behind
@@ -492,8 +564,209 @@ def check_book_inputs(layout: Layout, profile: str) -> list[str]:
     return errors
 
 
-def build_book(book_dir: str | os.PathLike, *, strict: bool = True, quiet: bool = False) -> float:
-    """``jupyter-book build <book_dir>`` (``-W --keep-going`` when strict); returns seconds."""
+# --- results: every glued value of every chapter ---------------------------------------------------------
+_WRAPPED = re.compile(r"^(?:np|numpy|torch)?\.?(?:float\d*|int\d*|bool_?|str_|tensor)\((.*?)(?:, dtype=[\w.]+)?\)$",
+                      re.S)
+
+
+def _glue_value(data: dict[str, Any], prefix: str) -> Any:
+    """A glued output's value: numbers and strings as such, a Markdown table as its text."""
+    if f"{prefix}text/markdown" in data:
+        return data[f"{prefix}text/markdown"]
+    text = data.get(f"{prefix}text/plain")
+    if text is None:
+        return None  # a figure: nothing to compare
+    text = "".join(text) if isinstance(text, list) else str(text)
+    for candidate in (text, *(m.group(1) for m in [_WRAPPED.match(text.strip())] if m)):
+        try:
+            value = ast.literal_eval(candidate.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        return value
+    if text.strip() in ("nan", "inf", "-inf"):
+        return None
+    return text
+
+
+def glued_values(nb: nbformat.NotebookNode) -> dict[str, Any]:
+    """``{name: value}`` of every ``myst_nb.glue`` in an executed notebook (figures left out)."""
+    values: dict[str, Any] = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for out in cell.get("outputs", []):
+            scrap = out.get("metadata", {}).get("scrapbook")
+            if not scrap or "name" not in scrap:
+                continue
+            value = _glue_value(out.get("data", {}), scrap.get("mime_prefix", ""))
+            if value is not None or scrap["name"] not in values:
+                values[scrap["name"]] = value
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _chapters(layout: Layout) -> list[tuple[str, Path]]:
+    """``(name, executed notebook)`` of every executed chapter in the book's folder, in toc order."""
+    notebooks_dir = layout.book_dir / "notebooks"
+    order = [e[len("notebooks/"):] for e in map(_strip_ext, toc_files(layout.book_dir))
+             if e.startswith("notebooks/")] if (layout.book_dir / "_toc.yml").is_file() else []
+    found = {p.relative_to(notebooks_dir).with_suffix("").as_posix(): p
+             for p in sorted(notebooks_dir.rglob("*.ipynb"))
+             if not p.name.startswith(".") and not p.name.endswith(".failed.ipynb")} if notebooks_dir.is_dir() else {}
+    names = [n for n in order if n in found] + sorted(n for n in found if n not in order)
+    return [(n, found[n]) for n in names]
+
+
+def write_results(layout: Layout) -> Path:
+    """``book/_build/results.json``: ``{chapter: {glue name: value}}`` of every executed chapter."""
+    results = {name: glued_values(read_notebook(path)) for name, path in _chapters(layout)}
+    out = layout.book_dir / "_build" / "results.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".results-{os.getpid()}.json")
+    tmp.write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str) + "\n")
+    os.replace(tmp, out)
+    return out
+
+
+# --- the claims overview page --------------------------------------------------------------------------
+CLAIMS_FRAGMENT = Path("_generated") / "claims.md"  # included by book/claims.md
+VERDICT_ORDER = ("reproduced", "contradicted", "inconclusive", "not testable here")
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def chapter_title(nb: nbformat.NotebookNode, fallback: str) -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            m = re.search(r"^#\s+(.+)$", cell.source, re.M)
+            if m:
+                return m.group(1).strip()
+    return fallback
+
+
+def claims_fragment(chapters: Sequence[tuple[str, str, list[dict]]]) -> str:
+    """The generated part of the claims page from ``(name, title, claims records)`` per chapter."""
+    with_claims = [(n, t, c) for n, t, c in chapters if c]
+    if not with_claims:
+        return ("No chapter has measured a claim yet: the list grows as each paper's series lands in the "
+                "book.\n")
+    counts = {v: sum(r.get("verdict") == v for _, _, c in with_claims for r in c) for v in VERDICT_ORDER}
+    lines = ["| chapter | claims | " + " | ".join(VERDICT_ORDER) + " |", "|---|---|" + "---|" * len(VERDICT_ORDER)]
+    for name, title, claims in with_claims:
+        row = [f"{{doc}}`{title} </notebooks/{name}>`", str(len(claims))]
+        row += [str(sum(r.get("verdict") == v for r in claims)) for v in VERDICT_ORDER]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append(f"| **all chapters** | **{sum(len(c) for _, _, c in with_claims)}** | "
+                 + " | ".join(f"**{counts[v]}**" for v in VERDICT_ORDER) + " |")
+    out = ["## Verdicts per chapter", "", *lines, ""]
+    for name, title, claims in with_claims:
+        out += [f"## {title}", "", f"From {{doc}}`/notebooks/{name}`:", "",
+                "| claim | paper's figure | ours (95 % interval) | detectable effect | verdict |",
+                "|---|---|---|---|---|"]
+        for r in claims:
+            verdict = r.get("verdict_text") or r.get("verdict", "")
+            out.append("| " + " | ".join(_cell(r.get(k, "–")) for k in ("claim", "paper", "ours", "detectable"))
+                       + f" | **{_cell(r.get('verdict', '?'))}**"
+                       + (f": {_cell(verdict[len(r.get('verdict', '')):].lstrip(' :'))}"
+                          if verdict.startswith(r.get("verdict", "")) and len(verdict) > len(r.get("verdict", ""))
+                          else "") + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def write_claims_page(layout: Layout) -> Path:
+    """Write the generated part of the claims overview page from the chapters' ``claims_json`` glue."""
+    chapters = []
+    for name, path in _chapters(layout):
+        nb = read_notebook(path)
+        raw = glued_values(nb).get("claims_json")
+        try:
+            records = json.loads(raw) if isinstance(raw, str) else []
+        except ValueError as exc:
+            raise BookError(f"{name}: its claims_json glue is not JSON ({exc})") from exc
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise BookError(f"{name}: claims_json must be a list of records (faceedit_nb.claims.glue_claims)")
+        chapters.append((name, chapter_title(nb, name), records))
+    out = layout.book_dir / CLAIMS_FRAGMENT
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = ("<!-- Generated by `python -m faceedit_nb.book` from the chapters' claims_json glue; "
+            "do not edit. -->\n\n" + claims_fragment(chapters))
+    if not out.is_file() or out.read_text() != text:
+        out.write_text(text)
+    return out
+
+
+# --- checking the built HTML -----------------------------------------------------------------------------
+_ROLE = re.compile(r"\{(?:glue|cite|doc|ref|numref|eq|term|download|math)(?::[a-z-]+)?\}")
+
+
+def check_html(html_dir: str | os.PathLike, pages: Iterable[str] | None = None) -> list[str]:
+    """What a reader would see broken in the built book: raw Markdown tables (a paragraph of ``|`` text),
+    MyST roles left as text (``{glue:text}`` ...), internal links to missing pages or anchors, missing
+    images, and scripts or styles loaded from the network. ``pages``: paths relative to ``html_dir``
+    (default: every page except Sphinx's own)."""
+    from bs4 import BeautifulSoup
+
+    root = Path(html_dir)
+    if pages is None:
+        pages = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.html")
+                       if not p.relative_to(root).parts[0].startswith("_") and p.name not in ("genindex.html",
+                                                                                               "search.html"))
+    problems: list[str] = []
+    ids: dict[Path, set[str]] = {}
+
+    def anchors(path: Path) -> set[str]:
+        if path not in ids:
+            soup = BeautifulSoup(path.read_text(errors="replace"), "html.parser")
+            ids[path] = {t["id"] for t in soup.find_all(id=True)} | {t["name"] for t in soup.find_all("a", attrs={"name": True})}
+        return ids[path]
+
+    for rel in pages:
+        path = root / rel
+        soup = BeautifulSoup(path.read_text(errors="replace"), "html.parser")
+        article = soup.find("article") or soup.body or soup
+        for p in article.find_all("p"):
+            text = p.get_text(" ", strip=True)
+            if text.startswith("|") and text.count("|") >= 3:
+                problems.append(f"{rel}: a Markdown table shown as text: {text[:80]!r}")
+        for pre in article.find_all(["pre", "script", "style"]):
+            pre.extract()
+        for m in _ROLE.finditer(article.get_text(" ")):
+            context = article.get_text(" ")[max(0, m.start() - 30): m.end() + 30].replace("\n", " ")
+            problems.append(f"{rel}: an unresolved MyST role: ...{context}...")
+        for tag, attr in (("a", "href"), ("img", "src"), ("script", "src"), ("link", "href")):
+            for el in soup.find_all(tag):
+                url = el.get(attr)
+                if not url or url.startswith(("mailto:", "data:", "javascript:")):
+                    continue
+                if re.match(r"^[a-z][a-z0-9+.-]*:|^//", url, re.I):
+                    badge = tag == "img" and el.find_parent("a", href=re.compile(r"^https?:")) is not None
+                    if (tag in ("script", "img") and not badge) or (tag == "link" and "stylesheet" in (el.get("rel") or [])):
+                        problems.append(f"{rel}: <{tag}> loads {url} from the network")
+                    continue  # a link out, or a badge on one: the network is needed to follow it anyway
+                target, _, fragment = url.partition("#")
+                target = target.partition("?")[0]
+                dest = (path.parent / target).resolve() if target else path
+                if target and not dest.exists():
+                    what = "image" if tag == "img" else "link" if tag == "a" else tag
+                    problems.append(f"{rel}: broken {what} {url}")
+                elif tag == "a" and fragment and dest.suffix == ".html" and fragment not in anchors(dest):
+                    problems.append(f"{rel}: link to a missing anchor {url}")
+    return problems
+
+
+@dataclasses.dataclass
+class BuildReport:
+    seconds: float
+    warnings: list[str]
+
+
+def build_book(book_dir: str | os.PathLike, *, strict: bool = True, quiet: bool = False) -> BuildReport:
+    """``jupyter-book build <book_dir>`` (``-W --keep-going`` when strict). Its output is echoed and its
+    warnings (and errors) collected; raises BookError when the build fails."""
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(book_dir),
            "--builder", "html"]
     if strict:
@@ -501,11 +774,19 @@ def build_book(book_dir: str | os.PathLike, *, strict: bool = True, quiet: bool 
     if quiet:
         cmd += ["-q"]
     start = time.perf_counter()
-    proc = subprocess.run(cmd)
+    warnings: list[str] = []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"}) as proc:
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            if re.search(r"\b(WARNING|ERROR|CRITICAL|SEVERE):", line):
+                warnings.append(line.strip())
+    sys.stdout.flush()
+    print(f"jupyter-book build: warnings: {len(warnings)}", flush=True)
     if proc.returncode != 0:
-        raise BookError(f"jupyter-book build failed (exit {proc.returncode}); see the messages above"
-                        + (" (warnings are errors: -W)" if strict else ""))
-    return time.perf_counter() - start
+        raise BookError(f"jupyter-book build failed (exit {proc.returncode}, {len(warnings)} warning(s)); see the "
+                        "messages above" + (" (warnings are errors: -W)" if strict else ""))
+    return BuildReport(time.perf_counter() - start, warnings)
 
 
 def _prune(out_dir: Path, keep: set[Path]) -> None:
@@ -595,12 +876,22 @@ def run(profile: str, *, only: list[str] | None = None, prepare_only: bool = Fal
     failed = [r.name for r in results if r.status == "failed"]
     if failed:
         raise BookError(f"{len(failed)} notebook(s) failed: {', '.join(failed)}; the book was not built")
+    if default_out and not prepare_only:
+        print(f"glued values of every chapter: {write_results(layout)}")
+        write_claims_page(layout)
     if build and not prepare_only:
         errors = check_book_inputs(layout, profile)
         if errors:
             raise BookError("cannot build the book:\n  " + "\n  ".join(errors))
-        seconds = build_book(layout.book_dir, strict=strict)
-        print(f"book built in {seconds:.1f} s: {layout.book_dir / '_build' / 'html' / 'index.html'}")
+        report = build_book(layout.book_dir, strict=strict)
+        html = layout.book_dir / "_build" / "html"
+        problems = check_html(html)
+        for problem in problems:
+            print(f"check: {problem}")
+        print(f"book built in {report.seconds:.1f} s: {html / 'index.html'} ({len(report.warnings)} warnings, "
+              f"{len(problems)} problems in the HTML)")
+        if problems and strict:
+            raise BookError(f"the built book has {len(problems)} problem(s) a reader would see; see 'check:' above")
     return results
 
 

@@ -214,7 +214,7 @@ def load_or_train(
                           CacheWarning, stacklevel=2)
         else:
             if verbose:
-                print(f"[cache] loaded {name} from {path}")
+                print(f"[cache] loaded {name} ({path.name})")
             return result
 
     if verbose:
@@ -240,5 +240,5 @@ def load_or_train(
     })
     atomic_write(weights, lambda f: torch.save(state, f))
     if verbose:
-        print(f"[cache] trained {name} in {seconds:.1f} s, stored in {path}")
+        print(f"[cache] trained {name} in {seconds:.1f} s, stored as {path.name}")
     return result
