@@ -4,7 +4,7 @@
     python benchmarks/hierarchical_step.py --candidates cpu      # only the cpu profile
     python benchmarks/hierarchical_step.py --iters 40 --threads 1
 
-One iteration is one call of :func:`faceedit_nb.seg_hierarchical.hierarchical_step` through the engine
+One iteration is one call of :func:`faceedit_nb.papers.seg_hierarchical.hierarchical_step` through the engine
 (:meth:`faceedit_nb.train.Trainer.iterate`, bf16 autocast on CPU): a critic step on the six branches and,
 every ``n_critic`` iterations, a generator step (with the parser when end-to-end). Iterations are timed in
 blocks of ``n_critic`` (one generator step each) after ``--warmup`` iterations; the script prints the
@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from faceedit_nb import seg_hierarchical as S
+from faceedit_nb.papers import seg_hierarchical as S
 from faceedit_nb.train import Trainer
 
 # name -> overrides of the cpu profile

@@ -36,7 +36,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from faceedit_nb import baselines as B
+from faceedit_nb import methods as M
+from faceedit_nb.papers import attgan as AT
+from faceedit_nb.papers import ganimation as GA
+from faceedit_nb.papers import stargan as SG
 from faceedit_nb import losses
 from faceedit_nb.device import cpu_has_native_bf16
 from faceedit_nb.nets import stargan
@@ -48,7 +51,7 @@ OFFICIAL_BAR = {("stargan", 64, 32, 16, 5): 0.5}
 
 
 # --- configurations --------------------------------------------------------------------------------------
-CONFIGS = {"stargan": B.StarGANConfig, "ganimation": B.GANimationConfig, "attgan": B.AttGANConfig}
+CONFIGS = {"stargan": SG.StarGANConfig, "ganimation": GA.GANimationConfig, "attgan": AT.AttGANConfig}
 
 
 def profile_config(args):
@@ -76,25 +79,25 @@ def make_config(args, same_depth: bool):
                   n_identities=32, log_every=10 ** 9, sample_every=0, snapshot_every=10 ** 9)
     depth = 6 if same_depth else stargan.default_d_repeat(args.image_size)
     if args.model == "stargan":
-        return B.StarGANConfig(g_conv_dim=args.conv_dim, d_conv_dim=args.conv_dim, d_repeat_num=depth,
+        return SG.StarGANConfig(g_conv_dim=args.conv_dim, d_conv_dim=args.conv_dim, d_repeat_num=depth,
                                n_critic=args.n_critic, num_iters=10 ** 9, **common)
     if args.model == "ganimation":
-        return B.GANimationConfig(g_conv_dim=args.conv_dim, d_conv_dim=args.conv_dim, d_repeat_num=depth,
+        return GA.GANimationConfig(g_conv_dim=args.conv_dim, d_conv_dim=args.conv_dim, d_repeat_num=depth,
                                   train_G_every_n_iterations=args.n_critic, **common)
-    return B.AttGANConfig(enc_dim=args.conv_dim, dec_dim=args.conv_dim, dis_dim=args.conv_dim, n_d=args.n_critic,
+    return AT.AttGANConfig(enc_dim=args.conv_dim, dec_dim=args.conv_dim, dis_dim=args.conv_dim, n_d=args.n_critic,
                           **common)
 
 
 def make_data(cfg, model: str):
     if model == "ganimation":
-        return B._GANimationBatches(cfg)
-    return B.SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
+        return GA.GANimationBatches(cfg)
+    return M.SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
                                flip=getattr(cfg, "flip", False))
 
 
-BUILD = {"stargan": B.build_stargan, "ganimation": B.build_ganimation, "attgan": B.build_attgan}
-STEP = {"stargan": B.stargan_step, "ganimation": B.ganimation_step, "attgan": B.attgan_step}
-OPTIMIZERS = {"stargan": B.stargan_optimizers, "ganimation": B.ganimation_optimizers, "attgan": B.attgan_optimizers}
+BUILD = {"stargan": SG.build_stargan, "ganimation": GA.build_ganimation, "attgan": AT.build_attgan}
+STEP = {"stargan": SG.stargan_step, "ganimation": GA.ganimation_step, "attgan": AT.attgan_step}
+OPTIMIZERS = {"stargan": SG.stargan_optimizers, "ganimation": GA.ganimation_optimizers, "attgan": AT.attgan_optimizers}
 
 
 def official_adam(cfg, nets):

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
-__all__ = ["Profiles"]
+__all__ = ["Profiles", "EngineSettings"]
 
 
 class Profiles:
@@ -31,3 +32,16 @@ class Profiles:
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class EngineSettings(Profiles):
+    """The training engine's settings every method's config shares (subclass it with ``@dataclass``;
+    a method redefines a field to change its default)."""
+    ema_decay: float = 0.0        # 0: no EMA generator (none of the papers keeps one)
+    precision: str = "auto"       # bf16 autocast on CPU, fp16 AMP on CUDA; "fp32" to turn it off
+    seed: int = 0
+    log_every: int = 100          # iterations between log rows (the stats of the run)
+    sample_every: int = 1000      # iterations between sample grids
+    snapshot_every: int = 1000    # iterations between resumable snapshots
+    version: int = 1              # bump when the training code changes in a way that matters

@@ -67,14 +67,14 @@ from torch import nn
 from . import labels as L
 from .cache import load_or_train
 from .device import DEVICE, autocast, seed_everything
-from .metrics.image import confusion_matrix, iou_per_class
+from .metrics.image import confusion_matrix, iou_from_confusion
 from .nets.classifiers import VGG16_STAGES, AttributeClassifier, AURegressor, VGGClassifier
 from .nets.identity import ArcFaceHead, IdentityNet
 from .nets.parsing import BiSeNet, UNet, poly_lr, train_parser
 
 __all__ = ["load_oracles", "Oracles", "OracleConfig", "ExpressionOracleConfig", "AttributeOracleConfig",
            "AUOracleConfig", "IdentityOracleConfig", "ParserOracleConfig", "oracle_configs", "PROFILES",
-           "CPU_BARS", "ORACLES", "roc_auc", "verification_roc_auc", "confusion_matrix", "iou_from_confusion",
+           "CPU_BARS", "ORACLES", "roc_auc", "verification_roc_auc", "confusion_matrix",
            "DATASETS"]
 
 ORACLES = ("expression", "attributes", "aus", "identity", "parser")
@@ -559,14 +559,6 @@ def verification_roc_auc(embeddings: torch.Tensor, identities: torch.Tensor) -> 
     i, j = torch.triu_indices(len(e), len(e), offset=1)
     sim = (e[i] * e[j]).sum(1)
     return roc_auc(sim, identities[i] == identities[j])
-
-
-def iou_from_confusion(conf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-class IoU (:func:`faceedit_nb.metrics.iou_per_class`, 0 for a class absent from the ground
-    truth) and which classes occur in the ground truth."""
-    iou = iou_per_class(conf)
-    present = ~iou.isnan()
-    return iou.nan_to_num(0.0), present
 
 
 # --- the oracles ----------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ import torch
 
 from faceedit_nb import labels as L
 from faceedit_nb.data import SynthFaces
-from faceedit_nb.nets import hierarchical as H
+from faceedit_nb.papers.seg_hierarchical import model as H
 from faceedit_nb.nets.parsing import soft_part_masks
 
 

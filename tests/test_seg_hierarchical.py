@@ -3,7 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from faceedit_nb import seg_hierarchical as S
+from faceedit_nb import claims as C
+from faceedit_nb.papers import seg_hierarchical as S
+from faceedit_nb.papers import stargan as SG
 from faceedit_nb.data import SynthFaces
 
 
@@ -86,10 +88,9 @@ def test_engine_steps_train_every_branch(tmp_path):
 
 
 def test_a_global_branch_from_stargan_stays_fixed_and_the_fusion_starts_at_its_edit(tmp_path):
-    from faceedit_nb import baselines as B
     from faceedit_nb.train import Trainer
     cfg = S.config_for("smoke")  # global_from="smoke", train_global=False, fusion_residual=True (as cpu)
-    nets = B.build_stargan(cfg.global_stargan())
+    nets = SG.build_stargan(cfg.global_stargan())
     m = S.build_hierarchical(cfg, global_nets=nets)
     b, lab, c_src, c_trg, trg = _batch(cfg)
     with torch.no_grad():
@@ -169,7 +170,7 @@ def test_parser_miou_is_one_for_a_perfect_parser_and_lower_for_a_shifted_one():
     perfect = S.parser_miou(_LookupParser(masks), 32, n=48, batch_size=20)
     assert perfect["miou"] == pytest.approx(1.0) and perfect["parts_miou"] == pytest.approx(1.0)
     shifted = S.parser_miou(_LookupParser(masks, shift=3), 32, n=48, batch_size=20)
-    assert shifted["parts_miou"] < 0.9 and set(shifted["per_part_iou"]) == set(S.H.PARTS)
+    assert shifted["parts_miou"] < 0.9 and set(shifted["per_part_iou"]) == set(S.PARTS)
 
 
 def test_load_parser_trains_once_then_loads(tmp_path):
@@ -224,24 +225,12 @@ def test_rectangular_editor_reads_landmarks_by_index(tmp_path):
     assert torch.allclose(y, want)
 
 
-def test_verdicts_follow_the_claimed_direction_and_the_noise():
-    d, se = S.rate_difference(0.9, 1000, 0.8, 1000)
-    assert d == pytest.approx(0.1) and se == pytest.approx((0.09 / 1000 + 0.16 / 1000) ** 0.5)
-    assert S.verdict(d, se) == "reproduced"
-    assert S.verdict(-d, se) == "not reproduced (reversed)"
-    assert S.verdict(0.01, se).startswith("not reproduced (within")
-    assert S.verdict(-1.0, None, better="lower") == "reproduced"  # FID: lower is better, no error bar
-    assert S.verdict(float("nan")) == "not testable here"
-    with pytest.raises(ValueError, match="edit"):
-        S.rate_difference(0.5, 0, 0.5, 10)
-
-
 # --- the paper's data through the loaders: RaFD / AffectNet translation sets, CelebAMask-HQ parser ------
 def test_part_centre_landmarks_put_the_boxes_where_the_parts_are():
     b = SynthFaces("test", size=64, n=8).batch(torch.arange(8))
     pseudo = S.part_centre_landmarks(_LookupParser(b["mask"]), b["image"])
-    true_boxes = S.H.rectangular_boxes(b["landmarks"], (0.2, 0.2, 0.18, 0.28), 64)
-    boxes = S.H.rectangular_boxes(pseudo, (0.2, 0.2, 0.18, 0.28), 64)
+    true_boxes = S.rectangular_boxes(b["landmarks"], (0.2, 0.2, 0.18, 0.28), 64)
+    boxes = S.rectangular_boxes(pseudo, (0.2, 0.2, 0.18, 0.28), 64)
     assert pseudo.shape == (8, 68, 2)
     assert (boxes - true_boxes).abs().max() < 4  # pixels, at 64 px: the part centres, not the landmarks' mean
     assert (boxes - true_boxes.roll(1, dims=0)).abs().max() > 4  # and they follow each face
@@ -299,9 +288,11 @@ def test_miou_difference_is_paired_over_the_same_faces():
     masks = faces.batch(torch.arange(24))["mask"]
     perfect = S.parser_miou(_LookupParser(masks), 32, n=24, batch_size=10)
     shifted = S.parser_miou(_LookupParser(masks, shift=2), 32, n=24, batch_size=10)
-    d, se = S.miou_difference(perfect, shifted)
-    assert d == pytest.approx(perfect["miou"] - shifted["miou"]) and d > 0 and 0 < se < d
+    d = C.miou_difference(perfect, shifted)
+    assert d.estimate == pytest.approx(perfect["miou"] - shifted["miou"]) and d.estimate > 0 and 0 < d.se < d.estimate
+    assert d.low > 0 and C.verdict(d) == "reproduced" and C.verdict(d, better="lower") == "contradicted"
     assert len(perfect["per_face_miou"]) == 24 and min(perfect["per_face_miou"]) == pytest.approx(1.0)
-    assert S.miou_difference(perfect, perfect) == (0.0, 0.0)
+    same = C.miou_difference(perfect, perfect)
+    assert (same.estimate, same.se) == (0.0, 0.0) and C.verdict(same) == "inconclusive"
     with pytest.raises(ValueError, match="different test faces"):
-        S.miou_difference(perfect, S.parser_miou(_LookupParser(masks), 32, n=20, batch_size=10))
+        C.miou_difference(perfect, S.parser_miou(_LookupParser(masks), 32, n=20, batch_size=10))

@@ -17,7 +17,10 @@ import numpy as np
 import pytest
 import torch
 
-from faceedit_nb import baselines as B
+from faceedit_nb import methods as M
+from faceedit_nb.papers import attgan as AT
+from faceedit_nb.papers import ganimation as GA
+from faceedit_nb.papers import stargan as SG
 from faceedit_nb import labels as L
 from faceedit_nb import losses
 from faceedit_nb.train import (NonFiniteLossError, Trainer, epoch_indices, epoch_linear_decay, linear_decay,
@@ -231,14 +234,15 @@ def test_a_non_finite_logged_value_is_named(tmp_path):
 RESUME_SCRIPT = textwrap.dedent("""
     import sys, time
     import torch
-    from faceedit_nb import baselines as B
+    from faceedit_nb import methods as M
+    from faceedit_nb.papers import stargan as SG
     from faceedit_nb.train import Trainer, linear_decay
 
     run_dir, delay = sys.argv[1], float(sys.argv[2])
-    cfg = B.StarGANConfig.smoke(num_iters=24, num_iters_decay=12, lr_update_step=3, n_critic=2)
-    data = B.SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
+    cfg = SG.StarGANConfig.smoke(num_iters=24, num_iters_decay=12, lr_update_step=3, n_critic=2)
+    data = M.SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
                                flip=True, seed=cfg.seed)
-    nets = B.build_stargan(cfg)
+    nets = SG.build_stargan(cfg)
     opts = {k: torch.optim.Adam(m.parameters(), lr=1e-3, betas=(0.5, 0.999)) for k, m in nets.items()}
     tr = Trainer(nets, opts, total_steps=cfg.num_iters, run_dir=run_dir, options=cfg, ema={"G": 0.9},
                  lr_schedule=linear_decay(24, 12, 3), snapshot_every=4, log_every=2, seed=7,
@@ -247,7 +251,7 @@ RESUME_SCRIPT = textwrap.dedent("""
     def slow_data(i):
         time.sleep(delay)  # gives the test time to kill the run mid-way; no effect on the numbers
         return data(i)
-    tr.run(lambda batch, i: B.stargan_step(tr, cfg, batch, i), slow_data)
+    tr.run(lambda batch, i: SG.stargan_step(tr, cfg, batch, i), slow_data)
     print("finished", tr.step)
 """)
 
@@ -313,8 +317,8 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(tmp_path):
 # --- the baselines through the engine -------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["stargan", "ganimation", "attgan"])
 def test_baseline_smoke_runs_give_finite_losses_samples_and_snapshots(tmp_path, name):
-    cfg = {"stargan": B.StarGANConfig, "ganimation": B.GANimationConfig, "attgan": B.AttGANConfig}[name].smoke()
-    train = {"stargan": B.train_stargan, "ganimation": B.train_ganimation, "attgan": B.train_attgan}[name]
+    cfg = {"stargan": SG.StarGANConfig, "ganimation": GA.GANimationConfig, "attgan": AT.AttGANConfig}[name].smoke()
+    train = {"stargan": SG.train_stargan, "ganimation": GA.train_ganimation, "attgan": AT.train_attgan}[name]
     tr = train(cfg, run_dir=tmp_path / name, progress=False)
     keys = set().union(*(r.keys() for r in tr.history))
     assert any(k.startswith("D/") for k in keys) and any(k.startswith("G/") for k in keys)
@@ -325,7 +329,7 @@ def test_baseline_smoke_runs_give_finite_losses_samples_and_snapshots(tmp_path, 
 def test_an_ema_copy_only_watches_the_trained_weights_stay_bit_identical(tmp_path):
     # the EMA generator is an observer: it draws no random numbers and feeds nothing back, so a run with
     # one trains exactly the weights of the same run without it
-    runs = {d: B.train_stargan(B.StarGANConfig.smoke(ema_decay=d, num_iters=4), run_dir=tmp_path / str(d),
+    runs = {d: SG.train_stargan(SG.StarGANConfig.smoke(ema_decay=d, num_iters=4), run_dir=tmp_path / str(d),
                                progress=False) for d in (0.0, 0.9)}
     assert not runs[0.0].ema and set(runs[0.9].ema) == {"G"}
     for k in ("G", "D"):
@@ -336,35 +340,35 @@ def test_an_ema_copy_only_watches_the_trained_weights_stay_bit_identical(tmp_pat
 
 
 def test_stargan_difference_condition_and_attribute_domain_train(tmp_path):
-    cfg = B.StarGANConfig.smoke(domain="attributes", condition="difference", num_iters=4)
-    tr = B.train_stargan(cfg, run_dir=tmp_path / "run", progress=False)
+    cfg = SG.StarGANConfig.smoke(domain="attributes", condition="difference", num_iters=4)
+    tr = SG.train_stargan(cfg, run_dir=tmp_path / "run", progress=False)
     assert tr.models["G"].condition == "difference" and tr.models["D"].conv2.out_channels == 5
     assert all(math.isfinite(v) for r in tr.history for v in r.values())
 
 
 def test_stargan_13_attribute_domain_edits_with_the_attgan_protocol(tmp_path):
-    cfg = B.StarGANConfig.smoke(domain="attributes13", num_iters=2)
+    cfg = SG.StarGANConfig.smoke(domain="attributes13", num_iters=2)
     assert cfg.c_dim == 13 and cfg.protocol == "attributes"
-    tr = B.train_stargan(cfg, run_dir=tmp_path / "run", progress=False)
+    tr = SG.train_stargan(cfg, run_dir=tmp_path / "run", progress=False)
     assert tr.models["D"].conv2.out_channels == 13
     c_org = torch.zeros(1, 13)
     c_org[0, L.ATTRIBUTES.index("Black_Hair")] = 1
-    blond = B._stargan_targets(c_org, cfg)[L.ATTRIBUTES.index("Blond_Hair")]
+    blond = SG._stargan_targets(c_org, cfg)[L.ATTRIBUTES.index("Blond_Hair")]
     assert blond[0, L.ATTRIBUTES.index("Blond_Hair")] == 1 and blond[0, L.ATTRIBUTES.index("Black_Hair")] == 0
-    edit = B.stargan_editor(tr.models["G"].eval(), cfg)
+    edit = SG.stargan_editor(tr.models["G"].eval(), cfg)
     x = torch.zeros(2, 3, cfg.image_size, cfg.image_size)
     with torch.no_grad():
         assert edit(x, c_org.expand(2, -1), blond.expand(2, -1)).shape == x.shape
 
 
 def test_stargan_step_updates_d_every_step_and_g_every_n_critic(tmp_path):
-    cfg = B.StarGANConfig.smoke()
-    nets = B.build_stargan(cfg)
+    cfg = SG.StarGANConfig.smoke()
+    nets = SG.build_stargan(cfg)
     opts = {k: torch.optim.Adam(m.parameters(), 1e-3) for k, m in nets.items()}
-    data = B.SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities)
+    data = M.SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities)
     g0 = {k: v.clone() for k, v in nets["G"].state_dict().items()}
     logs = []
-    tr = run_training(nets, opts, lambda t, b, i: logs.append(B.stargan_step(t, cfg, b, i)) or logs[-1], data,
+    tr = run_training(nets, opts, lambda t, b, i: logs.append(SG.stargan_step(t, cfg, b, i)) or logs[-1], data,
                       total_steps=3, run_dir=tmp_path / "r", progress=False, snapshot_every=10)
     assert [("G/loss_rec" in log) for log in logs] == [False, True, False]  # n_critic = 2 in smoke
     assert opts["D"].state[next(iter(nets["D"].parameters()))]["step"].item() == 3
@@ -375,10 +379,10 @@ def test_stargan_step_updates_d_every_step_and_g_every_n_critic(tmp_path):
 
 
 def test_load_baseline_trains_once_then_comes_from_the_cache(tmp_path, capsys):
-    cfg = B.AttGANConfig.smoke(epochs=1)
-    first = B.load_attgan(cfg, outdir=tmp_path / "runs", progress=False, cache_dir=tmp_path / "cache")
+    cfg = AT.AttGANConfig.smoke(epochs=1)
+    first = AT.load_attgan(cfg, outdir=tmp_path / "runs", progress=False, cache_dir=tmp_path / "cache")
     assert (run_dir_for("attgan", cfg, tmp_path / "runs") / "options.json").is_file()
-    second = B.load_attgan(cfg, outdir=tmp_path / "runs", progress=False, cache_dir=tmp_path / "cache")
+    second = AT.load_attgan(cfg, outdir=tmp_path / "runs", progress=False, cache_dir=tmp_path / "cache")
     assert "[cache] loaded attgan" in capsys.readouterr().out
     for k, v in first.nets["G"].state_dict().items():
         assert torch.equal(v, second.nets["G"].state_dict()[k])
@@ -390,14 +394,14 @@ def test_load_baseline_trains_once_then_comes_from_the_cache(tmp_path, capsys):
 
 
 def test_profiles_and_config_errors():
-    assert B.StarGANConfig.paper().image_size == 128 and B.StarGANConfig.cpu().d_repeat_num == 5
-    assert B.GANimationConfig.profile("cpu", batch_size=10).batch_size == 10
+    assert SG.StarGANConfig.paper().image_size == 128 and SG.StarGANConfig.cpu().d_repeat_num == 5
+    assert GA.GANimationConfig.profile("cpu", batch_size=10).batch_size == 10
     with pytest.raises(ValueError, match="unknown profile"):
-        B.AttGANConfig.profile("gpu")
+        AT.AttGANConfig.profile("gpu")
     with pytest.raises(ValueError, match="domain must be"):
-        B.StarGANConfig(domain="hair")
+        SG.StarGANConfig(domain="hair")
     with pytest.raises(ValueError, match="batch_size 99 exceeds"):
-        B.SynthFacesBatches(32, 16, 99)
+        M.SynthFacesBatches(32, 16, 99)
 
 
 def test_training_runs_with_gradients_turned_off_by_the_caller(tmp_path):
@@ -427,14 +431,13 @@ def test_torch_threads_sets_and_restores_the_thread_count():
 
 
 def test_critic_as_classifier_is_deterministic_and_reports_each_evaluation():
-    from faceedit_nb import baselines as B
-    cfg = B.StarGANConfig.smoke()
-    a = B.critic_as_classifier(cfg, 5, 2, n_test=16, test_identities=2, threads=1)
-    b = B.critic_as_classifier(cfg, 5, 2, n_test=16, test_identities=2, threads=1)
+    cfg = SG.StarGANConfig.smoke()
+    a = SG.critic_as_classifier(cfg, 5, 2, n_test=16, test_identities=2, threads=1)
+    b = SG.critic_as_classifier(cfg, 5, 2, n_test=16, test_identities=2, threads=1)
     assert a["steps"] == [2, 4, 5] and len(a["accuracy"]) == 3
     assert all(0 <= x <= 1 for x in a["accuracy"]) and a["accuracy"] == b["accuracy"]
     with pytest.raises(ValueError, match="expression head"):
-        B.critic_as_classifier(B.StarGANConfig.smoke(domain="attributes13"), 2, 1)
+        SG.critic_as_classifier(SG.StarGANConfig.smoke(domain="attributes13"), 2, 1)
 
 
 def test_cpu_autocast_is_bf16_only_where_the_cpu_computes_it(monkeypatch):

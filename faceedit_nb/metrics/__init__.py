@@ -19,7 +19,7 @@ from .distribution import (FeatureNet, Precomputed, fid, frechet_distance, incep
                            inception_score_from_logits, kernel_distance, kid)
 from .editors import GroundTruthEditor, ground_truth_editor, identity_editor
 from .harness import evaluate, own_features
-from .image import confusion_matrix, iou_per_class, l1_error, mean_iou, psnr, ssim
+from .image import confusion_matrix, iou_from_confusion, iou_per_class, l1_error, mean_iou, psnr, ssim
 from .pretrained import load_inception, load_swav
 from .protocols import PROTOCOLS, flip_attribute, get_protocol, stargan_targets
 from .table import METRIC_NAMES, EvalTable
@@ -31,7 +31,7 @@ __all__ = [
     "expression_preservation_error", "id_distance", "average_content_distance", "acd", "expression_distance",
     "Precomputed", "FeatureNet", "frechet_distance", "kernel_distance", "inception_score_from_logits", "fid", "kid",
     "inception_score", "load_inception", "load_swav", "l1_error", "psnr", "ssim", "confusion_matrix",
-    "iou_per_class", "mean_iou", "PROTOCOLS", "get_protocol", "flip_attribute", "stargan_targets",
+    "iou_per_class", "iou_from_confusion", "mean_iou", "PROTOCOLS", "get_protocol", "flip_attribute", "stargan_targets",
     "identity_editor", "GroundTruthEditor", "ground_truth_editor", "evaluate", "own_features", "EvalTable",
     "METRIC_NAMES",
 ]

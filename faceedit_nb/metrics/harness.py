@@ -206,6 +206,26 @@ def _run_editor(editor, x, src, trg, idx, amp: bool, device) -> torch.Tensor:
     return y.clamp(-1, 1)
 
 
+def _per_edit(rec: dict, real: dict) -> dict:
+    """What paired tests need (:mod:`faceedit_nb.claims`), one entry per edit in the canonical order (target
+    by target, face by face): the face index, the hits behind EEA / attribute accuracy (``*_hit``; EEA
+    only over edits with a known target), the per-edit distances, and the own features of the edits and
+    of the real test images (for FID intervals)."""
+    out = {"face": rec["face"], "own": rec["own"], "real_own": real["own"]}
+    if "target_expr" in rec:
+        known = rec["target_expr"] >= 0
+        out["eea_hit"] = rec["expr"][known].argmax(1) == rec["target_expr"][known]
+        out["eea_face"] = rec["face"][known]
+    if "attr" in rec:
+        j = rec["edited"][:, None]
+        out["attribute_accuracy_hit"] = ((rec["attr"].gather(1, j) > 0) == (rec["target_attrs"].gather(1, j) > 0.5)
+                                         ).flatten()
+    for key in ("id_distance", "acd", "ed", "gt_l1", "gt_ssim"):
+        if key in rec and len(rec[key]) == len(rec["face"]):
+            out[key] = rec[key]
+    return out
+
+
 def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int | None = None,
              batch_size: int = 100, include_source: bool = True, n_targets: int = 7, seed: int = 0,
              features: str = "expression", inception=None, swav=None, parse: bool = True,
@@ -317,6 +337,7 @@ def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int |
             seconds["editor"] += time.perf_counter() - t
             e = nets(y, edited=True)
             rec["order"].append(c["slot"] * N + idx[k])  # canonical row order, whatever the batch size
+            rec["face"].append(idx[k])
             rec["cls"].append(c["cls"])
             rec["own"].append(e["own"])
             rec["expr"].append(e["expr"])
@@ -473,6 +494,7 @@ def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int |
         table.add("overall", "gt_miou", float(iou_per_class(confusion.sum(0)).nanmean()), len(cls))
     per_class_mean("gt_realised", "gt_realised")
     seconds["statistics"] += time.perf_counter() - t
+    table.edits = _per_edit(rec, real)
 
     if P.name == "expression_aus":
         for e in range(len(L.EXPRESSIONS)):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-__all__ = ["l1_error", "psnr", "ssim", "confusion_matrix", "iou_per_class", "mean_iou"]
+__all__ = ["l1_error", "psnr", "ssim", "confusion_matrix", "iou_per_class", "iou_from_confusion", "mean_iou"]
 
 
 def _unit_pair(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,6 +72,14 @@ def iou_per_class(confusion: torch.Tensor) -> torch.Tensor:
     gt, predicted = c.sum(1), c.sum(0)
     iou = tp / (gt + predicted - tp)
     return torch.where(gt > 0, iou, torch.full_like(iou, float("nan"))).float()
+
+
+def iou_from_confusion(conf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class IoU (:func:`iou_per_class`, 0 for a class absent from the ground
+    truth) and which classes occur in the ground truth."""
+    iou = iou_per_class(conf)
+    present = ~iou.isnan()
+    return iou.nan_to_num(0.0), present
 
 
 def mean_iou(pred: torch.Tensor, target: torch.Tensor, num_classes: int,

@@ -45,6 +45,7 @@ class EvalTable:
 
     rows: list[dict] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    edits: dict = field(default_factory=dict, repr=False)  # per-edit tensors for paired tests (claims.py)
 
     def add(self, cls: str, metric: str, value: float, n: int, std: float | None = None) -> None:
         self.rows.append({"class": cls, "metric": metric, "value": float(value), "std": std, "n": int(n)})

@@ -1,0 +1,190 @@
+"""The plumbing every method of the book shares: batches from SynthFaces, a trained-model record, the
+run and load functions on top of the training engine and the model cache, and a pool of training
+processes. The methods themselves live in :mod:`faceedit_nb.papers` (this module never imports them).
+
+A method supplies a config (a :class:`faceedit_nb.config.Profiles` dataclass), ``build`` (its networks),
+a step function ``step(tr, cfg, batch, i) -> log`` (one iteration, on top of
+:class:`faceedit_nb.train.Trainer`), and calls::
+
+    run_method("stargan", cfg, stargan_step, nets=nets, opts=opts, schedule=..., data=..., samples=...,
+               total_steps=cfg.num_iters)                       # a resumable run
+    load_method("stargan", cfg, build=build_stargan, train=train_stargan, editor=stargan_editor)
+
+Speed (see benchmarks/train_step.py): critics see real and fake images in one pass
+(:func:`critic_real_fake`), are frozen during generator steps (:func:`frozen`), and Adam uses its fused
+kernel (:func:`adam`).
+"""
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from .cache import load_or_train
+from .data.synthfaces import SynthFaces
+from .train import Trainer, epoch_indices, run_dir_for
+
+__all__ = ["frozen", "adam", "critic_real_fake", "SynthFacesBatches", "Trained", "seeded", "run_method",
+           "load_method", "train_in_pool"]
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module):
+    """Parameters of ``modules`` need no gradient inside the block (a critic during a generator step:
+    the gradients still flow through it to the generator, but its own weight gradients are not computed)."""
+    flags = [[p.requires_grad for p in m.parameters()] for m in modules]
+    for m in modules:
+        m.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for m, fl in zip(modules, flags):
+            for p, f in zip(m.parameters(), fl):
+                p.requires_grad_(f)
+
+
+def adam(module: nn.Module, lr: float, beta1: float, beta2: float) -> torch.optim.Adam:
+    """Adam as in all three papers; the fused kernel (4x faster than the default on this CPU, same update)."""
+    return torch.optim.Adam(module.parameters(), lr=lr, betas=(beta1, beta2), fused=True)
+
+
+def critic_real_fake(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[tuple, tuple]:
+    """The critic's outputs on real and on fake images from one pass over both. The baselines' critics
+    have no batch statistics (no norm, or instance norm), so this equals two passes, with less overhead."""
+    n = real.shape[0]
+    out = D(torch.cat([real, fake]))
+    return tuple(o[:n] for o in out), tuple(o[n:] for o in out)
+
+
+class SynthFacesBatches:
+    """A SynthFaces split rendered once into memory (8-bit images and labels), served by step number.
+
+    ``batches(step)`` returns the batch of that step: sample order from :func:`epoch_indices` (a new
+    permutation every epoch, a function of ``(seed, step)``), optional random horizontal flips drawn from
+    a generator seeded by the step. Nothing here has state, so resuming a run needs nothing from it.
+    Keys: ``image`` (B x 3 x S x S in [-1, 1]), ``expression``, ``aus``, ``attributes``, ``index``.
+    ``data_seed`` is the SynthFaces seed (which faces), ``seed`` the seed of order and flips.
+    """
+
+    def __init__(self, size: int, n: int, batch_size: int, *, n_identities: int | None = None,
+                 au_mode: str = "expression", flip: bool = False, seed: int = 0, split: str = "train",
+                 data_seed: int = 0, background: str = "identity"):
+        self.dataset = SynthFaces(split, size=size, n=n, seed=data_seed, n_identities=n_identities, au_mode=au_mode,
+                                  background=background)
+        self.n, self.batch_size, self.flip, self.seed = len(self.dataset), batch_size, flip, seed
+        if batch_size > self.n:
+            raise ValueError(f"batch_size {batch_size} exceeds the {self.n} samples of the data set; "
+                             "lower batch_size or raise n")
+        images, self.labels = [], {"expression": [], "aus": [], "attributes": []}
+        for lo in range(0, self.n, 256):
+            b = self.dataset.batch(torch.arange(lo, min(self.n, lo + 256)))
+            images.append(((b["image"] + 1) * 127.5).round().to(torch.uint8))
+            for k in self.labels:
+                self.labels[k].append(b[k])
+        self.images = torch.cat(images)
+        self.labels = {k: torch.cat(v) for k, v in self.labels.items()}
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.n // self.batch_size
+
+    def get(self, indices: torch.Tensor, flip: torch.Tensor | None = None) -> dict:
+        img = self.images[indices].float() / 127.5 - 1
+        if flip is not None and flip.any():
+            img[flip] = img[flip].flip(-1)
+        out = {k: v[indices] for k, v in self.labels.items()}
+        out.update(image=img, index=indices)
+        return out
+
+    def __call__(self, step: int) -> dict:
+        idx = epoch_indices(step, self.batch_size, self.n, self.seed)
+        flip = None
+        if self.flip:
+            g = torch.Generator().manual_seed(self.seed * 7_919 + 104_729 * step + 1)
+            flip = torch.rand(len(idx), generator=g) < 0.5
+        return self.get(idx, flip)
+
+
+@dataclass
+class Trained:
+    """A trained baseline: its networks (eval mode), EMA copies if any, the training stats and config."""
+    nets: dict
+    ema: dict
+    stats: list
+    config: Any
+    editor: Callable = field(repr=False, default=None)
+
+    @property
+    def train_seconds(self) -> float:
+        """Seconds of training (the engine's clock, summed over resumed sessions) up to the last stats row."""
+        return float(self.stats[-1]["elapsed"]) if self.stats else float("nan")
+
+    def curve(self, key: str) -> tuple[list[int], list[float]]:
+        """``(steps, values)`` of one logged figure, e.g. ``"G/loss_rec"`` (rows that lack it skipped)."""
+        rows = [r for r in self.stats if key in r]
+        if not rows and self.stats:
+            raise KeyError(f"no {key!r} in the stats; logged: {sorted(self.stats[-1])}")
+        return [r["step"] for r in rows], [r[key] for r in rows]
+
+
+def run_method(name: str, cfg, step_fn: Callable, *, nets: dict, opts: dict, data, samples: Callable,
+               total_steps: int, schedule=None, run_dir=None, progress: bool = True, resume: bool = True,
+               threads: int | None = None) -> Trainer:
+    """Run ``step_fn(tr, cfg, batch, i)`` with the engine for ``total_steps`` in ``run_dir`` (default: the
+    run directory of ``name`` and ``cfg``), resuming from its last snapshot. ``data(step)`` gives the batch
+    of a step, ``samples(step)`` the sample grid's columns, ``schedule(step)`` the learning-rate factor;
+    the config supplies EMA, precision, seed and the logging, sampling and snapshot intervals."""
+    run_dir = Path(run_dir) if run_dir is not None else run_dir_for(name, cfg)
+    tr = Trainer(nets, opts, total_steps=total_steps, run_dir=run_dir, options=cfg, lr_schedule=schedule,
+                 ema={"G": cfg.ema_decay} if cfg.ema_decay else None, precision=cfg.precision, seed=cfg.seed,
+                 snapshot_every=cfg.snapshot_every, log_every=cfg.log_every, sample_every=cfg.sample_every,
+                 resume=resume, progress=progress, threads=threads)
+    tr.run(lambda batch, i: step_fn(tr, cfg, batch, i), data, samples)
+    return tr
+
+
+def load_method(name: str, cfg, *, build: Callable, train: Callable, editor: Callable, outdir=None,
+                progress: bool = True, cache_dir=None, threads: int | None = None) -> Trained:
+    """The method ``name`` trained with ``cfg``: from the model cache (key: ``name`` and the config's
+    hash), or trained now by ``train(cfg, run_dir=..., progress=..., threads=...)`` (resuming an
+    interrupted run). ``build(cfg)`` makes the networks to load the weights into; ``editor(G, cfg)`` the
+    evaluation harness's editor of the generator (the EMA copy when there is one)."""
+    def train_fn(c):
+        return train(c, run_dir=run_dir_for(name, c, outdir), progress=progress, threads=threads).export()
+
+    state = load_or_train(name, cfg, train_fn, cache_dir=cache_dir)
+    nets = build(cfg)
+    for k, m in nets.items():
+        m.load_state_dict(state["models"][k])
+        m.eval()
+    ema = {}
+    for k, sd in state.get("ema", {}).items():
+        ema[k] = build(cfg)[k]
+        ema[k].load_state_dict(sd)
+        ema[k].eval()
+    G = ema.get("G", nets["G"])
+    return Trained(nets, ema, state.get("stats", []), cfg, editor(G, cfg))
+
+
+def seeded(seed: int, build: Callable[[], dict]) -> dict:
+    """``build()`` under ``torch.manual_seed(seed)``, leaving the global random state as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def train_in_pool(fn: Callable, items: Sequence, *, workers: int, args: tuple = ()) -> list:
+    """``[fn(item, *args) for item in items]``, ``workers`` at a time, each call in its own spawned process
+    (so that runs stay independent and bit-identical to serial ones); serially when ``workers <= 1`` or
+    there is at most one item. ``fn`` must be a module-level function (it is pickled by name)."""
+    items = list(items)
+    if workers <= 1 or len(items) <= 1:
+        return [fn(item, *args) for item in items]
+    with ProcessPoolExecutor(min(workers, len(items)), mp_context=multiprocessing.get_context("spawn")) as ex:
+        return list(ex.map(fn, items, *[[a] * len(items) for a in args]))

@@ -1,0 +1,170 @@
+"""AttGAN (He et al., TIP 2019; elvisyjlin/AttGAN-PyTorch), with STGAN's difference condition
+(``condition="difference"``), on SynthFaces' 13 CelebA attributes.
+
+Paper -> code: the adversarial (WGAN-GP), attribute classification and reconstruction losses of the
+paper's Eq. 4-9 are the named terms of :func:`attgan_step`; the encoder-decoder is
+:mod:`faceedit_nb.nets.attgan`. ::
+
+    from faceedit_nb.papers import attgan as AT
+    trained = AT.load_attgan(AT.AttGANConfig.cpu(condition="difference"))   # STGAN-diff
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .. import labels as L
+from .. import losses
+from ..config import EngineSettings
+from ..methods import SynthFacesBatches, Trained, adam, critic_real_fake, frozen, load_method, run_method, seeded
+from ..nets import attgan as nets
+from ..train import Trainer, step_decay
+
+__all__ = ["AttGANConfig", "build_attgan", "attgan_optimizers", "attgan_step", "attgan_editor", "train_attgan",
+           "load_attgan"]
+
+# =========================================================================================================
+# AttGAN (He et al., TIP 2019; elvisyjlin/AttGAN-PyTorch) and STGAN's difference condition
+# =========================================================================================================
+@dataclass
+class AttGANConfig(EngineSettings):
+    """AttGAN on SynthFaces. Defaults: AttGAN-PyTorch's README settings (128 px, shortcut 1, inject 1)."""
+    # data
+    image_size: int = 128         # 128 in the paper
+    n_train: int = 3200
+    n_identities: int = 200
+    flip: bool = False            # the official CelebA loader does not flip
+    data_seed: int = 0
+    # networks
+    condition: str = "target"     # "target" (AttGAN, +-thres_int) or "difference" (STGAN's b_ - a_)
+    enc_dim: int = 64
+    dec_dim: int = 64
+    n_layers: int = 5             # encoder and decoder depth
+    shortcut_layers: int = 1
+    inject_layers: int = 1
+    max_dim: int = 1024
+    dis_dim: int = 64
+    dis_layers: int = 5
+    dis_fc_dim: int = 1024
+    thres_int: float = 0.5        # attributes fed as +-0.5
+    test_int: float = 1.0         # intensity of the edited attributes at test time (STGAN: 2)
+    # loss weights
+    lambda_1: float = 100.0       # reconstruction L1
+    lambda_2: float = 10.0        # attribute classification of the fakes (G)
+    lambda_3: float = 1.0         # attribute classification of the real images (D)
+    lambda_gp: float = 10.0
+    # optimisation
+    batch_size: int = 32
+    n_d: int = 5                  # D iterations per G iteration (each on its own batch)
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    epochs: int = 200
+    decay_epoch: int = 100        # lr / 10 from this epoch on
+
+    _CPU = dict(image_size=64, enc_dim=32, dec_dim=32, n_layers=4, max_dim=512, dis_dim=32, dis_layers=4,
+                dis_fc_dim=256, batch_size=16, epochs=20, decay_epoch=10, log_every=50, sample_every=500,
+                snapshot_every=250)  # 4000 iterations (3333 critic, 667 generator steps)
+    _SMOKE = dict(image_size=32, n_train=64, n_identities=8, enc_dim=8, dec_dim=8, n_layers=3, max_dim=32,
+                  dis_dim=8, dis_layers=3, dis_fc_dim=16, batch_size=8, n_d=2, epochs=2, decay_epoch=1,
+                  log_every=2, sample_every=8, snapshot_every=4)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.n_train // self.batch_size
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+
+def build_attgan(cfg: AttGANConfig) -> dict[str, nn.Module]:
+    n = len(L.ATTRIBUTES)
+    return seeded(cfg.seed, lambda: {
+        "G": nets.Generator(cfg.enc_dim, cfg.dec_dim, cfg.n_layers, n, cfg.shortcut_layers, cfg.inject_layers,
+                              cfg.image_size, cfg.max_dim, cfg.condition, cfg.thres_int),
+        "D": nets.Discriminator(cfg.dis_dim, cfg.dis_layers, cfg.dis_fc_dim, n, cfg.image_size, cfg.max_dim)})
+
+
+def attgan_optimizers(cfg: AttGANConfig, nets: dict) -> dict:
+    return {"G": adam(nets["G"], cfg.lr, cfg.beta1, cfg.beta2), "D": adam(nets["D"], cfg.lr, cfg.beta1, cfg.beta2)}
+
+
+def attgan_step(tr: Trainer, cfg: AttGANConfig, batch: dict, i: int) -> dict:
+    """One iteration of AttGAN-PyTorch's ``train.py``: each batch trains either D (``n_d`` of every
+    ``n_d + 1`` iterations) or G. Target attributes: a random permutation of the batch's."""
+    G, D = tr.models["G"], tr.models["D"]
+    img_a, att_a = batch["image"], batch["attributes"].float()
+    att_b = att_a[torch.randperm(len(att_a)).to(att_a.device)]
+    cond_b = G.condition_vector(att_a, att_b)  # (b * 2 - 1) * thres_int, or b_ - a_ (STGAN)
+
+    if (i + 1) % (cfg.n_d + 1) != 0:
+        # Critic: -(D(x) - D(G(x, b))) + l_gp GP + l_3 BCE(D_cls(x), a)
+        with torch.no_grad():
+            img_fake = G(img_a, cond_b)
+        (d_src, dc_real), (fake_src, _) = critic_real_fake(D, img_a, img_fake)
+        d_real, d_fake = losses.wgan_critic_loss(d_src, fake_src)
+        d_gp = losses.gradient_penalty(D, losses.interpolate(img_a, img_fake))
+        d_cls = losses.attribute_bce_mean(dc_real, att_a)
+        d_loss = d_real + d_fake + cfg.lambda_gp * d_gp + cfg.lambda_3 * d_cls
+        log = {"D/real": d_real, "D/fake": d_fake, "D/gp": d_gp, "D/cls": d_cls}
+        tr.update("D", d_loss, log)
+        return log
+
+    # Generator: -D(G(x, b)) + l_2 BCE(D_cls(G(x, b)), b) + l_1 ||x - G(x, a)||_1 (one shared encoding)
+    with frozen(D):
+        zs = G.encode(img_a)
+        img_fake = G.decode(zs, cond_b)
+        img_rec = G.decode(zs, G.condition_vector(att_a, att_a))
+        g_src, gc_fake = D(img_fake)
+        g_fake = losses.wgan_generator_loss(g_src)
+        g_cls = losses.attribute_bce_mean(gc_fake, att_b)
+        g_rec = losses.l1(img_rec, img_a)
+        g_loss = g_fake + cfg.lambda_2 * g_cls + cfg.lambda_1 * g_rec
+        log = {"G/fake": g_fake, "G/cls": g_cls, "G/rec": g_rec}
+        tr.update("G", g_loss, log)
+    return log
+
+
+def attgan_editor(G: nets.Generator, cfg: AttGANConfig) -> Callable:
+    """``editor(images, source_attributes, target_attributes)`` (13 attributes, 0/1) for the harness;
+    edited attributes at ``cfg.test_int``."""
+    def edit(images, source, target):
+        return G.edit(images, source.float(), target.float(), test_int=cfg.test_int)
+    return edit
+
+
+def train_attgan(cfg: AttGANConfig, run_dir=None, progress: bool = True, resume: bool = True,
+                 n_samples: int = 8, threads: int | None = None) -> Trainer:
+    """Train AttGAN (or STGAN-conditioned AttGAN) on SynthFaces with the engine."""
+    data = SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
+                             flip=cfg.flip, seed=cfg.seed, data_seed=cfg.data_seed)
+    nets = build_attgan(cfg)
+    opts = attgan_optimizers(cfg, nets)
+    fixed = data.get(torch.arange(min(n_samples, data.n)))
+
+    def samples(step):
+        G = nets["G"].eval()
+        x = fixed["image"].to(next(G.parameters()).device)
+        a = fixed["attributes"].float().to(x.device)
+        cols = [x, G.edit(x, a, a)]
+        for k in range(a.shape[1]):
+            b = a.clone()
+            b[:, k] = 1 - b[:, k]
+            cols.append(G.edit(x, a, b, test_int=cfg.test_int))
+        return cols
+
+    schedule = step_decay(cfg.decay_epoch * cfg.steps_per_epoch, 0.1)
+    return run_method("attgan", cfg, attgan_step, nets=nets, opts=opts, schedule=schedule, data=data,
+                      samples=samples, total_steps=cfg.total_steps, run_dir=run_dir, progress=progress,
+                      resume=resume, threads=threads)
+
+
+def load_attgan(cfg: AttGANConfig, outdir=None, progress: bool = True, cache_dir=None,
+                threads: int | None = None) -> Trained:
+    """The AttGAN trained with ``cfg``: from the model cache, or trained now."""
+    return load_method("attgan", cfg, build=build_attgan, train=train_attgan, editor=attgan_editor,
+                       outdir=outdir, progress=progress, cache_dir=cache_dir, threads=threads)

@@ -1,0 +1,189 @@
+"""GANimation (Pumarola et al., ECCV 2018; albertpumarola/GANimation) on SynthFaces: AU-conditioned
+editing with an attention mask (I = A * x + (1 - A) * C, the official code's convention).
+
+Paper -> code: the adversarial (WGAN-GP), attention (mean + total variation), conditional expression
+(AU regression) and identity (cycle) losses of Sec. 4 are the named terms of :func:`ganimation_step`;
+the networks are :mod:`faceedit_nb.nets.ganimation`. ::
+
+    from faceedit_nb.papers import ganimation as GA
+    trained = GA.load_ganimation(GA.GANimationConfig.cpu())
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .. import labels as L
+from .. import losses
+from ..config import EngineSettings
+from ..methods import SynthFacesBatches, Trained, adam, critic_real_fake, frozen, load_method, run_method, seeded
+from ..nets import ganimation as nets
+from ..train import Trainer, epoch_linear_decay
+
+__all__ = ["GANimationConfig", "GANimationBatches", "build_ganimation", "ganimation_optimizers", "ganimation_step",
+           "ganimation_editor", "train_ganimation", "load_ganimation"]
+
+# =========================================================================================================
+# GANimation (Pumarola et al., ECCV 2018; albertpumarola/GANimation)
+# =========================================================================================================
+@dataclass
+class GANimationConfig(EngineSettings):
+    """GANimation on SynthFaces. Defaults: the paper's and the official ``train_options.py`` settings."""
+    # data
+    image_size: int = 128         # 128 in the paper
+    n_train: int = 3200
+    n_identities: int = 200
+    au_mode: str = "mixed"        # SynthFaces AUs: prototypes + free AU vectors (EmotioNet has both)
+    target_noise: float = 0.1     # target AUs = a random sample's AUs + U(-0.1, 0.1)
+    flip: bool = False            # the official loader does not flip
+    data_seed: int = 0
+    # networks
+    g_conv_dim: int = 64
+    g_repeat_num: int = 6
+    d_conv_dim: int = 64
+    d_repeat_num: int = 6         # default_d_repeat(image_size)
+    convention: str = "code"      # composite: "code" A*x + (1-A)*C (official) or "paper" (Eq. 1 of arXiv v1)
+    # loss weights (official names)
+    lambda_D_prob: float = 1.0    # adversarial terms
+    lambda_D_cond: float = 4000.0  # AU regression (MSE, further / batch)
+    lambda_cyc: float = 10.0      # cycle L1
+    lambda_mask: float = 0.1      # mean of the attention masks
+    lambda_mask_smooth: float = 1e-5  # total variation of the attention masks (summed)
+    lambda_D_gp: float = 10.0     # gradient penalty (its own critic step)
+    # optimisation
+    batch_size: int = 25
+    train_G_every_n_iterations: int = 5
+    lr_G: float = 1e-4
+    lr_D: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    nepochs_no_decay: int = 20
+    nepochs_decay: int = 10
+
+    _CPU = dict(image_size=64, g_conv_dim=32, d_conv_dim=32, d_repeat_num=5, batch_size=16, nepochs_no_decay=10,
+                nepochs_decay=5, log_every=50, sample_every=500, snapshot_every=250)  # 3000 iterations
+    _SMOKE = dict(image_size=32, n_train=64, n_identities=8, g_conv_dim=8, g_repeat_num=1, d_conv_dim=8,
+                  d_repeat_num=4, batch_size=8, train_G_every_n_iterations=2, nepochs_no_decay=1, nepochs_decay=1,
+                  log_every=2, sample_every=8, snapshot_every=4)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.n_train // self.batch_size
+
+    @property
+    def total_steps(self) -> int:
+        return (self.nepochs_no_decay + self.nepochs_decay) * self.steps_per_epoch
+
+
+def build_ganimation(cfg: GANimationConfig) -> dict[str, nn.Module]:
+    c = len(L.AUS)
+    return seeded(cfg.seed, lambda: {
+        "G": nets.init_weights(nets.Generator(cfg.g_conv_dim, c, cfg.g_repeat_num, cfg.convention)),
+        "D": nets.init_weights(nets.Discriminator(cfg.image_size, cfg.d_conv_dim, c, cfg.d_repeat_num))})
+
+
+def ganimation_optimizers(cfg: GANimationConfig, nets: dict) -> dict:
+    return {"G": adam(nets["G"], cfg.lr_G, cfg.beta1, cfg.beta2),
+            "D": adam(nets["D"], cfg.lr_D, cfg.beta1, cfg.beta2)}
+
+
+class GANimationBatches(SynthFacesBatches):
+    """Adds ``aus_trg``: the AUs of random samples of the data set plus U(-noise, noise) (a function of
+    the step), as the official ``_generate_random_cond``."""
+
+    def __init__(self, cfg: GANimationConfig):
+        super().__init__(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
+                         au_mode=cfg.au_mode, flip=cfg.flip, seed=cfg.seed, data_seed=cfg.data_seed)
+        self.noise = cfg.target_noise
+
+    def __call__(self, step: int) -> dict:
+        batch = super().__call__(step)
+        g = torch.Generator().manual_seed(self.seed * 15_485_863 + 7_907 * step + 3)
+        donors = torch.randint(self.n, (len(batch["index"]),), generator=g)
+        noise = (torch.rand(len(donors), len(L.AUS), generator=g) * 2 - 1) * self.noise
+        batch["aus_trg"] = self.labels["aus"][donors] + noise
+        return batch
+
+
+def ganimation_step(tr: Trainer, cfg: GANimationConfig, batch: dict, i: int) -> dict:
+    """One iteration of GANimation (``models/ganimation.py``): a critic step (adversarial + AU regression
+    on real images), a separate gradient-penalty step, and every ``train_G_every_n_iterations`` batches a
+    generator step (adversarial, AU regression of the fake, cycle, attention mean and smoothness)."""
+    G, D = tr.models["G"], tr.models["D"]
+    x, y_org, y_trg = batch["image"], batch["aus"], batch["aus_trg"]
+
+    # Critic: -D_I(x) + l_cond ||D_y(x) - y_org||^2 + D_I(G(x | y_trg))
+    with torch.no_grad():
+        x_fake, _ = G.animate(x, y_trg)
+    (d_src, d_aus), (fake_src, _) = critic_real_fake(D, x, x_fake)
+    d_real, d_fake = losses.wgan_critic_loss(d_src, fake_src)
+    d_cond = losses.au_mse(d_aus, y_org)
+    d_loss = cfg.lambda_D_prob * (d_real + d_fake) + cfg.lambda_D_cond * d_cond
+    log = {"D/real": d_real, "D/fake": d_fake, "D/cond": d_cond}
+    tr.update("D", d_loss, log)
+
+    # Gradient penalty: its own critic step, between the real images and the same fakes
+    d_gp = losses.gradient_penalty(D, losses.interpolate(x, x_fake))
+    tr.update("D", cfg.lambda_D_gp * d_gp, {"D/gp": d_gp})
+    log["D/gp"] = d_gp
+
+    # Generator: adversarial + AU regression of the fake + cycle + attention regularisers
+    if (i + 1) % cfg.train_G_every_n_iterations == 0:
+        with frozen(D):
+            x_fake, a_fake = G.animate(x, y_trg)
+            g_src, g_aus = D(x_fake)
+            x_rec, a_rec = G.animate(x_fake, y_org)
+            g_fake = losses.wgan_generator_loss(g_src)
+            g_cond = losses.au_mse(g_aus, y_trg)
+            g_cyc = losses.l1(x_rec, x)
+            g_mask = losses.attention_mean(a_fake) + losses.attention_mean(a_rec)
+            g_smooth = losses.total_variation(a_fake) + losses.total_variation(a_rec)
+            g_loss = (cfg.lambda_D_prob * g_fake + cfg.lambda_D_cond * g_cond + cfg.lambda_cyc * g_cyc
+                      + cfg.lambda_mask * g_mask + cfg.lambda_mask_smooth * g_smooth)
+            g_log = {"G/fake": g_fake, "G/cond": g_cond, "G/cyc": g_cyc, "G/mask": g_mask, "G/mask_smooth": g_smooth}
+            tr.update("G", g_loss, g_log)
+        log.update(g_log)
+    return log
+
+
+def ganimation_editor(G: nets.Generator, cfg: GANimationConfig) -> Callable:
+    """``editor(images, source_aus, target_aus)`` for the evaluation harness (AU protocols)."""
+    def edit(images, source, target):
+        return G.animate(images, target.float())[0]
+    return edit
+
+
+def train_ganimation(cfg: GANimationConfig, run_dir=None, progress: bool = True, resume: bool = True,
+                     n_samples: int = 8, threads: int | None = None) -> Trainer:
+    """Train GANimation on SynthFaces with the engine (resumable run in ``run_dir``)."""
+    data = GANimationBatches(cfg)
+    nets = build_ganimation(cfg)
+    opts = ganimation_optimizers(cfg, nets)
+    fixed = data.get(torch.arange(min(n_samples, data.n)))
+    shown = [L.EXPRESSIONS.index(e) for e in ("happy", "surprised", "angry", "sad", "disgusted")]
+
+    def samples(step):
+        G = nets["G"].eval()
+        x = fixed["image"].to(next(G.parameters()).device)
+        cols = [x]
+        for k in shown:
+            fake, att = G.animate(x, L.PROTOTYPES[k].to(x.device).expand(len(x), -1))
+            cols += [fake, att.expand_as(x) * 2 - 1]
+        return cols
+
+    schedule = epoch_linear_decay(cfg.steps_per_epoch, cfg.nepochs_no_decay, cfg.nepochs_decay)
+    return run_method("ganimation", cfg, ganimation_step, nets=nets, opts=opts, schedule=schedule, data=data,
+                      samples=samples, total_steps=cfg.total_steps, run_dir=run_dir, progress=progress,
+                      resume=resume, threads=threads)
+
+
+def load_ganimation(cfg: GANimationConfig, outdir=None, progress: bool = True, cache_dir=None,
+                    threads: int | None = None) -> Trained:
+    """The GANimation trained with ``cfg``: from the model cache, or trained now."""
+    return load_method("ganimation", cfg, build=build_ganimation, train=train_ganimation,
+                       editor=ganimation_editor, outdir=outdir, progress=progress, cache_dir=cache_dir,
+                       threads=threads)
+

@@ -1,0 +1,274 @@
+"""StarGAN (Choi et al., CVPR 2018; yunjey/stargan) on SynthFaces: config, networks, one training
+iteration, training and loading through the model cache.
+
+Paper -> code: Eq. 1 (adversarial, trained as WGAN-GP as in the official code) and Eq. 2-3
+(domain classification of real / fake) and Eq. 4 (cycle reconstruction) are the terms of
+:func:`stargan_step`, whose critic and generator phases are Eq. 7 (left and right); the networks are
+:mod:`faceedit_nb.nets.stargan` (Table 4 / 5 of the appendix). STGAN's difference condition is
+``condition="difference"``. ::
+
+    from faceedit_nb.papers import stargan as SG
+    trained = SG.load_stargan(SG.StarGANConfig.cpu())   # trains on the first call, then loads from the cache
+    edited = trained.editor(images, source_expression, target_expression)
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import labels as L
+from .. import losses
+from ..config import EngineSettings
+from ..data.synthfaces import SynthFaces
+from ..device import DEVICE, autocast, torch_threads
+from ..methods import (SynthFacesBatches, Trained, adam, critic_real_fake, frozen, load_method, run_method,
+                       seeded)
+from ..metrics.protocols import flip_attribute, stargan_targets
+from ..nets import stargan as nets
+from ..train import Trainer, linear_decay
+
+__all__ = ["StarGANConfig", "stargan_labels", "stargan_domain_vector", "build_stargan", "stargan_optimizers",
+           "stargan_step", "critic_as_classifier", "stargan_editor", "train_stargan", "load_stargan"]
+
+# =========================================================================================================
+# StarGAN (Choi et al., CVPR 2018; yunjey/stargan)
+# =========================================================================================================
+@dataclass
+class StarGANConfig(EngineSettings):
+    """StarGAN on SynthFaces. Defaults: the paper's and yunjey/stargan's ``main.py`` settings."""
+    # data
+    domain: str = "expression"    # "expression": the 8 RaFD classes, cross-entropy; "attributes": StarGAN's 5
+    #                               CelebA attributes (Black/Blond/Brown_Hair, Male, Young); "attributes13": the
+    #                               13 of AttGAN / STGAN / SeCGAN (labels.ATTRIBUTES); both BCE summed / batch
+    image_size: int = 128         # 128 in the paper
+    n_train: int = 3200           # SynthFaces training samples (200 identities x 16)
+    n_identities: int = 200
+    flip: bool = True             # random horizontal flips (the official training transform)
+    data_seed: int = 0            # SynthFaces seed
+    background: str = "protocol"  # SynthFaces backdrops: "studio" (one for all) or "identity" (per person);
+    #                               "protocol": studio for expressions (RaFD is shot in one studio), identity
+    #                               for attributes (CelebA's photos have any background)
+    # networks
+    condition: str = "target"     # "target" (StarGAN) or "difference" (STGAN's y_diff = c_trg - c_org)
+    g_conv_dim: int = 64          # width of G
+    g_repeat_num: int = 6         # residual blocks in G
+    d_conv_dim: int = 64          # width of D
+    d_repeat_num: int = 6         # stride-2 convs in D; default_d_repeat(image_size) ends at 2x2 (6 at 128 px)
+    # loss weights (Eq. 7)
+    lambda_cls: float = 1.0
+    lambda_rec: float = 10.0
+    lambda_gp: float = 10.0
+    # optimisation
+    batch_size: int = 16
+    n_critic: int = 5             # D updates per G update
+    g_lr: float = 1e-4
+    d_lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    num_iters: int = 200_000
+    num_iters_decay: int = 100_000  # linear decay to 0 over the last 100k iterations
+    lr_update_step: int = 1000      # ... changed every 1000 iterations
+    official_lr_decay: bool = False  # True: the code's decrement lr / num_iters_decay per update, which ends
+    #                                  at 99.9 % of the initial rate (see faceedit_nb.train.linear_decay)
+
+    # 10,000 iterations (2,000 generator steps). Measured on SynthFaces at 64 px: after 3,000 iterations the
+    # critic's expression head was still near chance (cross-entropy 1.93, ln 8 = 2.08) and the edits did not
+    # change the expression; the critic alone, trained only to classify, needs ~1,000 steps to get going.
+    # At the paper's d_lr = g_lr = 1e-4 the critic's class loss was still 0.41 after 10,000 iterations, the
+    # generator satisfied that weak head with checkerboard texture, and EEA was 0.181 (identity editor 0.125).
+    # The cpu profile trains the critic 4x faster (d_lr 4e-4, the two time-scale rule of Heusel et al.): at
+    # iteration 5,000 its class loss was 0.52 against 0.93, and EEA 0.192 against 0.162 (400 test faces; an
+    # EMA generator, decay 0.999, was worse in both runs at this length: 0.133 and 0.127). After 10,000
+    # iterations: EEA 0.251 on the chapter's 1,000 test faces (identity editor 0.125; ground truth 0.983).
+    _CPU = dict(image_size=64, g_conv_dim=32, d_conv_dim=32, d_repeat_num=5, d_lr=4e-4, num_iters=10000,
+                num_iters_decay=5000,
+                lr_update_step=100, log_every=50, sample_every=1000, snapshot_every=250)
+    _SMOKE = dict(image_size=32, n_train=64, n_identities=8, g_conv_dim=8, g_repeat_num=1, d_conv_dim=8,
+                  d_repeat_num=4, batch_size=8, n_critic=2, num_iters=6, num_iters_decay=2, lr_update_step=1,
+                  log_every=2, sample_every=6, snapshot_every=3)
+
+    @property
+    def c_dim(self) -> int:
+        return {"expression": len(L.EXPRESSIONS), "attributes": len(L.STARGAN_CELEBA_ATTRIBUTES),
+                "attributes13": len(L.ATTRIBUTES)}[self.domain]
+
+    @property
+    def protocol(self) -> str:
+        """The evaluation protocol of this domain (:data:`faceedit_nb.metrics.PROTOCOLS`)."""
+        return {"expression": "expression", "attributes": "stargan", "attributes13": "attributes"}[self.domain]
+
+    @property
+    def synthfaces_background(self) -> str:
+        """The SynthFaces ``background`` of the training and test faces (see ``background``)."""
+        if self.background != "protocol":
+            return self.background
+        return "studio" if self.domain == "expression" else "identity"
+
+    def __post_init__(self):
+        if self.domain not in ("expression", "attributes", "attributes13"):
+            raise ValueError(f"domain must be 'expression', 'attributes' or 'attributes13'; got {self.domain!r}")
+        if self.background not in ("protocol", "studio", "identity"):
+            raise ValueError(f"background must be 'protocol', 'studio' or 'identity'; got {self.background!r}")
+
+
+_STARGAN_COLUMNS = torch.tensor([L.ATTRIBUTES.index(a) for a in L.STARGAN_CELEBA_ATTRIBUTES])
+
+
+def stargan_labels(batch: dict, cfg: StarGANConfig) -> torch.Tensor:
+    """The batch's domain labels: expression indices, the 13 attributes or StarGAN's 5 (0/1)."""
+    if cfg.domain == "expression":
+        return batch["expression"]
+    if cfg.domain == "attributes13":
+        return batch["attributes"].float()
+    return batch["attributes"][:, _STARGAN_COLUMNS.to(batch["attributes"].device)].float()
+
+
+def stargan_domain_vector(labels: torch.Tensor, cfg: StarGANConfig) -> torch.Tensor:
+    """Labels as G's input: one-hot expressions (RaFD) or the attribute vector itself (CelebA)."""
+    return F.one_hot(labels.long(), cfg.c_dim).float() if cfg.domain == "expression" else labels.float()
+
+
+def build_stargan(cfg: StarGANConfig) -> dict[str, nn.Module]:
+    return seeded(cfg.seed, lambda: {
+        "G": nets.Generator(cfg.g_conv_dim, cfg.c_dim, cfg.g_repeat_num, cfg.condition),
+        "D": nets.Discriminator(cfg.image_size, cfg.d_conv_dim, cfg.c_dim, cfg.d_repeat_num)})
+
+
+def stargan_optimizers(cfg: StarGANConfig, nets: dict) -> dict:
+    return {"G": adam(nets["G"], cfg.g_lr, cfg.beta1, cfg.beta2),
+            "D": adam(nets["D"], cfg.d_lr, cfg.beta1, cfg.beta2)}
+
+
+def stargan_step(tr: Trainer, cfg: StarGANConfig, batch: dict, i: int) -> dict:
+    """One iteration of StarGAN (``solver.py``): a critic step on Eq. 7 (left) and, every ``n_critic``
+    iterations, a generator step on Eq. 7 (right). Target labels: a random permutation of the batch's."""
+    G, D = tr.models["G"], tr.models["D"]
+    cls_loss = losses.expression_ce if cfg.domain == "expression" else losses.attribute_bce_sum
+    x_real, label_org = batch["image"], stargan_labels(batch, cfg)
+    label_trg = label_org[torch.randperm(len(label_org)).to(label_org.device)]
+    c_org, c_trg = stargan_domain_vector(label_org, cfg), stargan_domain_vector(label_trg, cfg)
+
+    # Critic: L_D = -D_src(x) + D_src(G(x, c)) + l_cls L_cls^r + l_gp GP
+    with torch.no_grad():
+        x_fake = G.edit(x_real, c_org, c_trg)
+    (out_src, out_cls), (fake_src, _) = critic_real_fake(D, x_real, x_fake)
+    d_real, d_fake = losses.wgan_critic_loss(out_src, fake_src)
+    d_cls = cls_loss(out_cls, label_org)
+    d_gp = losses.gradient_penalty(D, losses.interpolate(x_real, x_fake))
+    d_loss = d_real + d_fake + cfg.lambda_cls * d_cls + cfg.lambda_gp * d_gp
+    log = {"D/loss_real": d_real, "D/loss_fake": d_fake, "D/loss_cls": d_cls, "D/loss_gp": d_gp}
+    tr.update("D", d_loss, log)
+
+    # Generator: L_G = -D_src(G(x, c)) + l_cls L_cls^f + l_rec ||x - G(G(x, c), c')||_1
+    if (i + 1) % cfg.n_critic == 0:
+        with frozen(D):
+            x_fake = G.edit(x_real, c_org, c_trg)
+            out_src, out_cls = D(x_fake)
+            x_rec = G.edit(x_fake, c_trg, c_org)
+            g_fake = losses.wgan_generator_loss(out_src)
+            g_cls = cls_loss(out_cls, label_trg)
+            g_rec = losses.l1(x_real, x_rec)
+            g_loss = g_fake + cfg.lambda_rec * g_rec + cfg.lambda_cls * g_cls
+            g_log = {"G/loss_fake": g_fake, "G/loss_rec": g_rec, "G/loss_cls": g_cls}
+            tr.update("G", g_loss, g_log)
+        log.update(g_log)
+    return log
+
+
+def _stargan_targets(c_org: torch.Tensor, cfg: StarGANConfig) -> list[torch.Tensor]:
+    """The sample grid's target domains, those of the evaluation protocol: each expression; each of the 13
+    attributes flipped (AttGAN's conflict rules); or StarGAN's ``create_labels`` (a hair colour set
+    exclusively, Male / Young flipped)."""
+    if cfg.domain == "expression":
+        return [F.one_hot(torch.full((len(c_org),), k, device=c_org.device), cfg.c_dim).float()
+                for k in range(cfg.c_dim)]
+    target = flip_attribute if cfg.domain == "attributes13" else stargan_targets
+    return [target(c_org, k) for k in range(cfg.c_dim)]
+
+
+@torch.enable_grad()
+def critic_as_classifier(cfg: StarGANConfig, steps: int, eval_every: int, n_test: int = 320,
+                         test_identities: int = 40, threads: int | None = None) -> dict:
+    """How fast StarGAN's critic can learn its domain head at all: a fresh critic of ``cfg`` trained on the
+    classification loss of real faces alone (the ``L_cls^r`` term of Eq. 7; no adversarial term, no
+    generator), with the training data, batch size and optimiser of ``cfg``. The generator's
+    classification loss can only be as informative as this head, so its learning curve bounds how soon
+    edits can carry the target domain. Expression domain only.
+
+    Returns ``{"steps": [...], "accuracy": [...], "seconds": s}``: held-out accuracy (SynthFaces test
+    split, other people) every ``eval_every`` steps.
+    """
+    if cfg.domain != "expression":
+        raise ValueError(f"critic_as_classifier measures the expression head; got domain={cfg.domain!r}")
+    if steps < 1 or eval_every < 1:
+        raise ValueError(f"steps and eval_every must be at least 1; got {steps}, {eval_every}")
+    start = time.perf_counter()
+    data = SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
+                             flip=cfg.flip, seed=cfg.seed, data_seed=cfg.data_seed,
+                             background=cfg.synthfaces_background)
+    test = SynthFaces("test", size=cfg.image_size, n=n_test, n_identities=test_identities, seed=cfg.data_seed,
+                      background=cfg.synthfaces_background).batch(torch.arange(n_test))
+    D = build_stargan(cfg)["D"].to(DEVICE).train()
+    opt = adam(D, cfg.d_lr, cfg.beta1, cfg.beta2)
+    use_amp = cfg.precision != "fp32"
+    out = {"steps": [], "accuracy": []}
+    with torch_threads(threads):
+        for step in range(steps):
+            batch = data(step)
+            with autocast(DEVICE, enabled=use_amp):
+                _, logits = D(batch["image"].to(DEVICE))
+            loss = losses.expression_ce(logits, batch["expression"].to(DEVICE))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if (step + 1) % eval_every == 0 or step + 1 == steps:
+                with torch.no_grad():
+                    pred = torch.cat([D(test["image"][lo:lo + 256].to(DEVICE))[1].argmax(1).cpu()
+                                      for lo in range(0, n_test, 256)])
+                out["steps"].append(step + 1)
+                out["accuracy"].append(float((pred == test["expression"]).float().mean()))
+    out["seconds"] = time.perf_counter() - start
+    return out
+
+
+def stargan_editor(G: nets.Generator, cfg: StarGANConfig) -> Callable:
+    """``editor(images, source, target)`` for the evaluation harness (protocol ``cfg.protocol``): expression
+    indices, the 13 attributes or StarGAN's 5 (0/1)."""
+    def edit(images, source, target):
+        return G.edit(images, stargan_domain_vector(source, cfg), stargan_domain_vector(target, cfg))
+    return edit
+
+
+def train_stargan(cfg: StarGANConfig, run_dir=None, progress: bool = True, resume: bool = True,
+                  n_samples: int = 8, threads: int | None = None) -> Trainer:
+    """Train StarGAN on SynthFaces with the engine (resumable run in ``run_dir``)."""
+    data = SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
+                             flip=cfg.flip, seed=cfg.seed, data_seed=cfg.data_seed,
+                             background=cfg.synthfaces_background)
+    nets = build_stargan(cfg)
+    opts = stargan_optimizers(cfg, nets)
+    fixed = data.get(torch.arange(min(n_samples, data.n)))
+
+    def samples(step):
+        G = nets["G"].eval()
+        x = fixed["image"].to(next(G.parameters()).device)
+        c_org = stargan_domain_vector(stargan_labels(fixed, cfg), cfg).to(x.device)
+        return [x] + [G.edit(x, c_org, c) for c in _stargan_targets(c_org, cfg)]
+
+    schedule = linear_decay(cfg.num_iters, cfg.num_iters_decay, cfg.lr_update_step, cfg.official_lr_decay)
+    return run_method("stargan", cfg, stargan_step, nets=nets, opts=opts, schedule=schedule, data=data,
+                      samples=samples, total_steps=cfg.num_iters, run_dir=run_dir, progress=progress,
+                      resume=resume, threads=threads)
+
+
+def load_stargan(cfg: StarGANConfig, outdir=None, progress: bool = True, cache_dir=None,
+                 threads: int | None = None) -> Trained:
+    """The StarGAN trained with ``cfg``: from the model cache, or trained now (resuming an interrupted run)."""
+    return load_method("stargan", cfg, build=build_stargan, train=train_stargan, editor=stargan_editor,
+                       outdir=outdir, progress=progress, cache_dir=cache_dir, threads=threads)
+
