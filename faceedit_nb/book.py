@@ -361,7 +361,7 @@ def _setting(name: str, value: Any) -> str:
 def profile_box(meta: dict[str, Any]) -> str:
     """The small box at the top of an executed chapter: the profile and the settings it ran with."""
     profile = meta.get("profile", "?")
-    params = dict(meta.get("parameters") or {})
+    params = dict(sorted((meta.get("parameters") or {}).items()))  # sorted: stored metadata is key-sorted
     overrides = meta.get("overrides")
     if overrides is None:  # executed before the runner recorded them
         set_by_profile, defaults = [], list(params)

@@ -5,6 +5,7 @@ Every test works on a tiny notebook in a tmp dir, so it is meaningful whatever n
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -232,24 +233,81 @@ def test_toc_entries_are_checked_before_building(layout):
     assert any("notebooks/tiny" in e and "has not been executed" in e for e in errors)
 
 
+def copy_book_config(book_dir: Path) -> None:
+    """The repository's book configuration (everything but its pages) into ``book_dir``."""
+    book_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("_config.yml", "references.bib", "bibliography.md", "claims.md"):
+        shutil.copy(ROOT / "book" / name, book_dir / name)
+    for folder in ("_ext", "_static"):
+        shutil.copytree(ROOT / "book" / folder, book_dir / folder, ignore=shutil.ignore_patterns("__pycache__"))
+
+
+TABLE_BODY = ("from myst_nb import glue\nfrom faceedit_nb import viz\nglue('ratio', n * scale, display=False)\n"
+              "glue('claims_json', '[{\"claim\": \"A above B\", \"paper\": \"+5\", \"ours\": \"+1 [-1, +3]\", "
+              "\"detectable\": \"4\", \"verdict\": \"inconclusive\"}]', display=False)\n"
+              "viz.markdown_table([('a', 1.5), ('b | c', 2.25)], ['name', 'value'])")
+
+
 def test_book_builds_offline_with_the_real_config(layout):
-    """The repository's _config.yml + a tiny toc build with -W; the Colab button opens the source."""
-    layout.book_dir.mkdir()
-    for name in ("_config.yml", "references.bib", "bibliography.md"):
-        shutil.copy(ROOT / "book" / name, layout.book_dir / name)
+    """The repository's _config.yml + a tiny toc build with -W: the Colab button opens the source, Markdown
+    tables render as tables, maths comes from the build, the profile box, results.json and the claims
+    page are there, and the HTML check finds nothing."""
+    copy_book_config(layout.book_dir)
+    make_notebook(layout.notebooks_dir / "tiny.ipynb", body=TABLE_BODY,
+                  prose="# Tiny\n\nThe ratio is {glue:text}`ratio:.2f`; $x^2$.")
     (layout.book_dir / "intro.md").write_text("# Intro\n\nSee {cite:p}`choi2018stargan` and $x^2$.\n")
     (layout.book_dir / "_toc.yml").write_text(
         "format: jb-book\nroot: intro\nparts:\n  - caption: Foundations\n    chapters:\n"
         "      - file: notebooks/tiny\n      - file: notebooks/sub/other\n"
-        "  - caption: Back matter\n    chapters:\n      - file: bibliography\n")
+        "  - caption: Back matter\n    chapters:\n      - file: claims\n      - file: bibliography\n")
     book.run("smoke", layout=layout)
     html = layout.book_dir / "_build" / "html"
     page = (html / "notebooks" / "tiny.html").read_text()
     assert "https://colab.research.google.com/github/faceedit-nb/faceedit-nb/blob/main/notebooks/tiny.ipynb" in page
-    assert "x 0.5" in page
+    assert "The ratio is 0.50" in re.sub(r"<[^>]+>", "", page)
     assert "Choi" in (html / "intro.html").read_text()
+    # the table is a table (myst-nb's default CommonMark rendering shows it as pipe text)
+    assert "<table" in page and "b | c" in page and "| name |" not in page
+    # the profile box, and papermill's injected cell collapsed
+    assert "faceedit-profile" in page and "<code class=\"docutils literal notranslate\"><span class=\"pre\">n</span>" in page
+    executed = nbformat.read(str(layout.book_dir / "notebooks" / "tiny.ipynb"), as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "hide-cell" in injected[0].metadata["tags"]
+    # MathJax from the build, not from a CDN
+    assert "_static/mathjax/tex-mml-chtml.js" in page and "cdn.jsdelivr" not in page
+    assert (html / "_static" / "mathjax" / "tex-mml-chtml.js").is_file()
+    assert (html / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
+    # every glued value, per chapter
+    results = json.loads((layout.book_dir / "_build" / "results.json").read_text())
+    assert results["tiny"]["ratio"] == 0.5 and "sub/other" in results
+    # the claims page, from the chapters' claims_json
+    claims = (html / "claims.html").read_text()
+    assert "A above B" in claims and "inconclusive" in claims and "tiny.html" in claims
+    assert book.check_html(html) == []
     # second run: nothing executed again
     assert {r.status for r in book.run("smoke", layout=layout, build=False)} == {"reused"}
+
+
+def test_strict_build_fails_on_what_a_reader_would_see(layout):
+    """A missing glue key fails the build (a warning); a role in backticks (no warning) fails the check."""
+    copy_book_config(layout.book_dir)
+    (layout.book_dir / "intro.md").write_text("# Intro\n")
+    (layout.book_dir / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/tiny\n  - file: claims\n")
+    make_notebook(layout.notebooks_dir / "tiny.ipynb", body=TABLE_BODY,
+                  prose="# Tiny\n\nA number: {glue:text}`no_such_key`.")
+    with pytest.raises(BookError, match="jupyter-book build failed"):
+        book.run("smoke", layout=layout)
+    make_notebook(layout.notebooks_dir / "tiny.ipynb", body=TABLE_BODY,
+                  prose="# Tiny\n\nA number: `{glue:text}ratio`.")
+    with pytest.raises(BookError, match="problem"):
+        book.run("smoke", layout=layout)
+    problems = book.check_html(layout.book_dir / "_build" / "html")
+    assert any("unresolved MyST role" in p and "{glue:text}ratio" in p for p in problems), problems
+    # and with nothing wrong, no claims anywhere: the claims page still builds
+    make_notebook(layout.notebooks_dir / "tiny.ipynb", prose="# Tiny\n")
+    book.run("smoke", layout=layout)
+    assert "No chapter has measured a claim yet" in (layout.book_dir / "_build" / "html" / "claims.html").read_text()
 
 
 def test_command_line_entry_point(layout):
