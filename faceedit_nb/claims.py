@@ -98,16 +98,21 @@ def _as_bool(x, name: str) -> torch.Tensor:
 
 def paired_rate_difference(hits_a, hits_b) -> Difference:
     """Hit rate of A minus that of B on the **same** edits (``hits_*``: bool per edit, same order):
-    McNemar's test. Only the discordant edits (one right, the other wrong) carry information; the
-    interval is the normal one of the paired difference, ``SE = sqrt(b + c - (b - c)^2 / n) / n``."""
+    McNemar's test. Only the discordant edits (``b``: A right, B wrong; ``c``: the reverse) carry
+    information. The interval is Agresti and Min's adjusted Wald interval of the paired difference (half an
+    edit added to each of the four cells, ``SE = sqrt(b' + c' - (b' - c')^2 / n') / n'``), which keeps its
+    coverage when few edits disagree; with none it still has a width, set by ``n``."""
     a, b = _as_bool(hits_a, "hits_a"), _as_bool(hits_b, "hits_b")
     if a.shape != b.shape:
         raise ValueError(f"paired hits must be of the same edits: {len(a)} vs {len(b)} edits")
     n = len(a)
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
     d = (only_a - only_b) / n
-    se = math.sqrt(max(only_a + only_b - (only_a - only_b) ** 2 / n, 0.0)) / n
-    out = _normal(d, se, n, f"McNemar, {n:,} paired edits ({only_a} + {only_b} discordant)")
+    ba, bb, nn = only_a + 0.5, only_b + 0.5, n + 2
+    d_adj = (ba - bb) / nn
+    se = math.sqrt(max(ba + bb - (ba - bb) ** 2 / nn, 0.0)) / nn
+    out = Difference(d, d_adj - Z95 * se, d_adj + Z95 * se, se, n,
+                     f"McNemar, {n:,} paired edits ({only_a} + {only_b} discordant)")
     if only_a + only_b > 0:  # McNemar's chi-square with continuity correction (1 dof)
         chi2 = max(abs(only_a - only_b) - 1, 0) ** 2 / (only_a + only_b)
         out = replace(out, p_value=math.erfc(math.sqrt(chi2 / 2)))
@@ -291,6 +296,10 @@ class Claim:
     def verdict(self) -> str:
         return verdict(self.difference, better=self.better, testable=self.testable)
 
+    def _fmt(self, v: float, signed: bool = True) -> str:
+        spec = ("+" if signed else "") + (".2f" if self.scale == 100 else ".3g")
+        return format(v, spec)
+
     def verdict_text(self) -> str:
         v = self.verdict
         if v == "not testable here":
@@ -299,16 +308,18 @@ class Claim:
             return v
         d = self.ours
         if self.paper_effect is None:
-            return f"inconclusive (an effect under {d.detectable:.2g}{self.unit} would likely go unseen)"
+            return (f"inconclusive (an effect under {self._fmt(d.detectable, False)}{self.unit} would likely go "
+                    "unseen)")
         where = "above" if abs(self.paper_effect) >= d.detectable else "below"
         return (f"inconclusive (the paper's {self.paper_effect:+.3g}{self.unit} is {where} the detectable "
-                f"{d.detectable:.2g}{self.unit})")
+                f"{self._fmt(d.detectable, False)}{self.unit})")
 
     def record(self) -> dict:
         d = self.ours
         return {"claim": self.claim, "paper": self.paper,
-                "ours": "–" if d is None else f"{d.estimate:+.3g}{self.unit} [{d.low:+.3g}, {d.high:+.3g}]",
-                "detectable": "–" if d is None else f"{d.detectable:.2g}{self.unit}",
+                "ours": "–" if d is None else (f"{self._fmt(d.estimate)}{self.unit} "
+                                               f"[{self._fmt(d.low)}, {self._fmt(d.high)}]"),
+                "detectable": "–" if d is None else f"{self._fmt(d.detectable, False)}{self.unit}",
                 "verdict": self.verdict, "verdict_text": self.verdict_text(), "seeds": self.seeds,
                 "test": "–" if d is None else d.test}
 

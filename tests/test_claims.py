@@ -62,11 +62,12 @@ def test_mcnemar_uses_only_discordant_edits_and_beats_the_unpaired_interval():
     b[flip[90:]] = True
     d = C.paired_rate_difference(a, b)
     assert d.estimate == pytest.approx(60 / 2000)
-    assert d.se == pytest.approx(math.sqrt(120 - 60 ** 2 / 2000) / 2000)
+    assert d.se == pytest.approx(math.sqrt(121 - 60 ** 2 / 2002) / 2002)  # Agresti-Min: half an edit per cell
     assert C.verdict(d) == "reproduced" and "90 + 30 discordant" in d.test
     unpaired = C.rate_difference(float(a.float().mean()), 2000, float(b.float().mean()), 2000)
     assert d.se < unpaired.se  # pairing removes the faces' shared difficulty
-    assert C.paired_rate_difference(a, a).estimate == 0 and C.verdict(C.paired_rate_difference(a, a)) == "inconclusive"
+    same = C.paired_rate_difference(a, a)  # no edit disagrees: an interval all the same, narrow
+    assert same.estimate == 0 and C.verdict(same) == "inconclusive" and 0 < same.detectable < 0.002
     with pytest.raises(ValueError, match="same edits"):
         C.paired_rate_difference(a, b[:-1])
 
@@ -136,7 +137,7 @@ def test_combine_seeds_includes_the_spread_between_seeds():
 def test_inconclusive_claims_state_the_detectable_effect_and_the_papers_effect():
     c = C.Claim("ours above StarGAN", "+5.1 points", _diff(0.004, 0.01), scale=100, unit=" pts", paper_effect=5.1)
     assert c.verdict == "inconclusive"
-    assert "5.1 pts is above the detectable 2.8 pts" in c.verdict_text()
+    assert "5.1 pts is above the detectable 2.80 pts" in c.verdict_text()
     small = C.Claim("x", "+1", _diff(0.004, 0.01), scale=100, unit=" pts", paper_effect=1.0)
     assert "is below the detectable" in small.verdict_text()
     with pytest.raises(ValueError, match="say why"):
