@@ -732,11 +732,6 @@ def check_html(html_dir: str | os.PathLike, pages: Iterable[str] | None = None) 
             text = p.get_text(" ", strip=True)
             if text.startswith("|") and text.count("|") >= 3:
                 problems.append(f"{rel}: a Markdown table shown as text: {text[:80]!r}")
-        for pre in article.find_all(["pre", "script", "style"]):
-            pre.extract()
-        for m in _ROLE.finditer(article.get_text(" ")):
-            context = article.get_text(" ")[max(0, m.start() - 30): m.end() + 30].replace("\n", " ")
-            problems.append(f"{rel}: an unresolved MyST role: ...{context}...")
         for tag, attr in (("a", "href"), ("img", "src"), ("script", "src"), ("link", "href")):
             for el in soup.find_all(tag):
                 url = el.get(attr)
@@ -755,6 +750,11 @@ def check_html(html_dir: str | os.PathLike, pages: Iterable[str] | None = None) 
                     problems.append(f"{rel}: broken {what} {url}")
                 elif tag == "a" and fragment and dest.suffix == ".html" and fragment not in anchors(dest):
                     problems.append(f"{rel}: link to a missing anchor {url}")
+        for pre in article.find_all(["pre", "script", "style"]):
+            pre.extract()
+        for m in _ROLE.finditer(article.get_text(" ")):
+            context = article.get_text(" ")[max(0, m.start() - 30): m.end() + 30].replace("\n", " ")
+            problems.append(f"{rel}: an unresolved MyST role: ...{context}...")
     return problems
 
 
