@@ -45,3 +45,8 @@ class EngineSettings(Profiles):
     sample_every: int = 1000      # iterations between sample grids
     snapshot_every: int = 1000    # iterations between resumable snapshots
     version: int = 1              # bump when the training code changes in a way that matters
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Iterations per pass over the ``n_train`` training samples (epoch-based schedules)."""
+        return self.n_train // self.batch_size

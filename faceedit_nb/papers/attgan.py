@@ -73,10 +73,6 @@ class AttGANConfig(EngineSettings):
                   log_every=2, sample_every=8, snapshot_every=4)
 
     @property
-    def steps_per_epoch(self) -> int:
-        return self.n_train // self.batch_size
-
-    @property
     def total_steps(self) -> int:
         return self.epochs * self.steps_per_epoch
 

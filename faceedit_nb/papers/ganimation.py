@@ -70,10 +70,6 @@ class GANimationConfig(EngineSettings):
                   log_every=2, sample_every=8, snapshot_every=4)
 
     @property
-    def steps_per_epoch(self) -> int:
-        return self.n_train // self.batch_size
-
-    @property
     def total_steps(self) -> int:
         return (self.nepochs_no_decay + self.nepochs_decay) * self.steps_per_epoch
 
