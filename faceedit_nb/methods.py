@@ -135,17 +135,20 @@ class Trained:
 
 def run_method(name: str, cfg, step_fn: Callable, *, nets: dict, opts: dict, data, samples: Callable,
                total_steps: int, schedule=None, run_dir=None, progress: bool = True, resume: bool = True,
-               threads: int | None = None) -> Trainer:
+               threads: int | None = None, curve: Callable | None = None, curve_every: int = 0) -> Trainer:
     """Run ``step_fn(tr, cfg, batch, i)`` with the engine for ``total_steps`` in ``run_dir`` (default: the
     run directory of ``name`` and ``cfg``), resuming from its last snapshot. ``data(step)`` gives the batch
     of a step, ``samples(step)`` the sample grid's columns, ``schedule(step)`` the learning-rate factor;
-    the config supplies EMA, precision, seed and the logging, sampling and snapshot intervals."""
+    the config supplies EMA, precision, seed and the logging, sampling and snapshot intervals.
+    ``curve(nets, step) -> {name: value}`` measures the networks every ``curve_every`` steps (a learning
+    curve: stats rows ``eval/<name>`` against the training clock; nothing it does changes the training)."""
     run_dir = Path(run_dir) if run_dir is not None else run_dir_for(name, cfg)
     tr = Trainer(nets, opts, total_steps=total_steps, run_dir=run_dir, options=cfg, lr_schedule=schedule,
                  ema={"G": cfg.ema_decay} if cfg.ema_decay else None, precision=cfg.precision, seed=cfg.seed,
                  snapshot_every=cfg.snapshot_every, log_every=cfg.log_every, sample_every=cfg.sample_every,
                  resume=resume, progress=progress, threads=threads)
-    tr.run(lambda batch, i: step_fn(tr, cfg, batch, i), data, samples)
+    eval_fn = None if curve is None else (lambda step: curve(tr.models, step))
+    tr.run(lambda batch, i: step_fn(tr, cfg, batch, i), data, samples, eval_fn=eval_fn, eval_every=curve_every)
     return tr
 
 

@@ -479,16 +479,42 @@ class Trainer:
         self.elapsed += time.perf_counter() - t0
         return values
 
+    def _evaluate(self, eval_fn: Callable[[int], Mapping[str, float]]) -> dict:
+        """A learning-curve point: ``eval_fn(step)`` in eval mode, under ``no_grad`` and autocast, with every random state
+        restored afterwards (training goes on bit-identically) and its time kept out of ``elapsed`` (the
+        training clock); logged as a stats row of ``eval/<name>`` figures at the current step."""
+        states = _rng_state(self.generators)  # Python, NumPy, torch (CPU and CUDA) and the named generators
+        for m in self.models.values():
+            m.eval()  # no running statistics updated by the measurement
+        try:
+            with torch.no_grad(), self.autocast():
+                out = eval_fn(self.step)
+        finally:
+            _set_rng_state(states, self.generators)
+        for m in self.models.values():
+            m.train()
+        row = {"step": self.step, "elapsed": round(self.elapsed, 3)}
+        row.update({f"eval/{k}": float(v) for k, v in out.items()})
+        self.history.append(row)
+        with open(self.run_dir / "stats.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        return row
+
     @torch.enable_grad()  # trains even when a notebook has turned gradients off
     def run(self, step_fn: Callable[[Any, int], Mapping[str, Any]], data_fn: Callable[[int], Any],
-            sample_fn: Callable[[int], Any] | None = None) -> list[dict]:
+            sample_fn: Callable[[int], Any] | None = None, *,
+            eval_fn: Callable[[int], Mapping[str, float]] | None = None, eval_every: int = 0) -> list[dict]:
         """Train until ``total_steps``, resuming from the newest snapshot; returns the stats history.
 
         ``data_fn(step)`` returns the batch of step ``step`` (tensors are moved to the device);
         ``step_fn(batch, step)`` performs the iteration (calling :meth:`update`) and returns a dict of
         named losses (tensors or numbers); ``sample_fn(step)`` returns images in [-1, 1] for a grid:
-        a batch, or a list of batches shown side by side (one row per image).
+        a batch, or a list of batches shown side by side (one row per image). ``eval_fn(step)`` returns
+        named figures (e.g. EEA on a fixed held-out subset) measured at step 0 of a fresh run, every
+        ``eval_every`` steps and at the end: the learning curve against ``elapsed`` training seconds.
         """
+        if eval_fn is not None and eval_every < 1:
+            raise ValueError(f"eval_every must be at least 1 when eval_fn is given; got {eval_every}")
         from tqdm.auto import tqdm
 
         self._prepare_run_dir()
@@ -506,6 +532,8 @@ class Trainer:
             bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress,
                        desc=self.run_dir.name, dynamic_ncols=True, leave=True)
             self._window, self._window_start = {}, self.step
+            if eval_fn is not None and self.step == 0 and not any("step" in r and r["step"] == 0 for r in self.history):
+                self._evaluate(eval_fn)
             t_window = time.perf_counter()
             try:
                 while self.step < self.total_steps:
@@ -518,6 +546,9 @@ class Trainer:
                                          if k not in ("step", "elapsed") and not k.startswith("lr/")}, refresh=False)
                     if sample_fn is not None and self.sample_every and (self.step % self.sample_every == 0 or done):
                         self._save_samples(sample_fn)
+                    if eval_fn is not None and (self.step % eval_every == 0 or done):
+                        self._evaluate(eval_fn)
+                        t_window = time.perf_counter()
                     if self.step % self.snapshot_every == 0 or done:
                         self.save_snapshot()
                     bar.update(1)

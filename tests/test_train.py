@@ -452,3 +452,24 @@ def test_cpu_autocast_is_bf16_only_where_the_cpu_computes_it(monkeypatch):
     assert dv.autocast_dtype("cpu") == torch.bfloat16
     monkeypatch.setenv("FACEEDIT_AUTOCAST", "0")
     assert dv.autocast_dtype("cpu") is None and dv.autocast_dtype("cuda") is None
+
+
+def test_a_learning_curve_is_measured_without_changing_the_training(tmp_path):
+    # the curve's measurement draws random numbers and runs the generator: the weights must still be those
+    # of the same run without it, and the curve rows carry the step and the training clock
+    def curve(nets, step):
+        noise = torch.randn(2, 3, 32, 32)
+        return {"mean_out": float(nets["G"](noise, torch.zeros(2, 8)).mean()), "draw": float(torch.rand(()))}
+
+    cfg = SG.StarGANConfig.smoke(num_iters=6)
+    plain = SG.train_stargan(cfg, run_dir=tmp_path / "plain", progress=False)
+    measured = SG.train_stargan(cfg, run_dir=tmp_path / "curve", progress=False, curve=curve, curve_every=4)
+    for k in ("G", "D"):
+        a, b = plain.models[k].state_dict(), measured.models[k].state_dict()
+        assert all(torch.equal(a[n], b[n]) for n in a), k
+    rows = [r for r in measured.history if "eval/mean_out" in r]
+    assert [r["step"] for r in rows] == [0, 4, 6] and rows[0]["elapsed"] == 0.0
+    assert rows[1]["elapsed"] <= rows[2]["elapsed"]
+    assert not any("eval/mean_out" in r for r in plain.history)
+    with pytest.raises(ValueError, match="eval_every"):
+        SG.train_stargan(cfg, run_dir=tmp_path / "bad", progress=False, curve=curve, curve_every=0)

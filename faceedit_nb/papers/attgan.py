@@ -134,7 +134,7 @@ def attgan_editor(G: nets.Generator, cfg: AttGANConfig) -> Callable:
 
 
 def train_attgan(cfg: AttGANConfig, run_dir=None, progress: bool = True, resume: bool = True,
-                 n_samples: int = 8, threads: int | None = None) -> Trainer:
+                 n_samples: int = 8, threads: int | None = None, curve=None, curve_every: int = 0) -> Trainer:
     """Train AttGAN (or STGAN-conditioned AttGAN) on SynthFaces with the engine."""
     data = SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
                              flip=cfg.flip, seed=cfg.seed, data_seed=cfg.data_seed)
@@ -156,7 +156,7 @@ def train_attgan(cfg: AttGANConfig, run_dir=None, progress: bool = True, resume:
     schedule = step_decay(cfg.decay_epoch * cfg.steps_per_epoch, 0.1)
     return run_method("attgan", cfg, attgan_step, nets=nets, opts=opts, schedule=schedule, data=data,
                       samples=samples, total_steps=cfg.total_steps, run_dir=run_dir, progress=progress,
-                      resume=resume, threads=threads)
+                      resume=resume, threads=threads, curve=curve, curve_every=curve_every)
 
 
 def load_attgan(cfg: AttGANConfig, outdir=None, progress: bool = True, cache_dir=None,

@@ -153,7 +153,7 @@ def ganimation_editor(G: nets.Generator, cfg: GANimationConfig) -> Callable:
 
 
 def train_ganimation(cfg: GANimationConfig, run_dir=None, progress: bool = True, resume: bool = True,
-                     n_samples: int = 8, threads: int | None = None) -> Trainer:
+                     n_samples: int = 8, threads: int | None = None, curve=None, curve_every: int = 0) -> Trainer:
     """Train GANimation on SynthFaces with the engine (resumable run in ``run_dir``)."""
     data = GANimationBatches(cfg)
     nets = build_ganimation(cfg)
@@ -173,7 +173,7 @@ def train_ganimation(cfg: GANimationConfig, run_dir=None, progress: bool = True,
     schedule = epoch_linear_decay(cfg.steps_per_epoch, cfg.nepochs_no_decay, cfg.nepochs_decay)
     return run_method("ganimation", cfg, ganimation_step, nets=nets, opts=opts, schedule=schedule, data=data,
                       samples=samples, total_steps=cfg.total_steps, run_dir=run_dir, progress=progress,
-                      resume=resume, threads=threads)
+                      resume=resume, threads=threads, curve=curve, curve_every=curve_every)
 
 
 def load_ganimation(cfg: GANimationConfig, outdir=None, progress: bool = True, cache_dir=None,

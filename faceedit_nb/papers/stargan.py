@@ -245,7 +245,7 @@ def stargan_editor(G: nets.Generator, cfg: StarGANConfig) -> Callable:
 
 
 def train_stargan(cfg: StarGANConfig, run_dir=None, progress: bool = True, resume: bool = True,
-                  n_samples: int = 8, threads: int | None = None) -> Trainer:
+                  n_samples: int = 8, threads: int | None = None, curve=None, curve_every: int = 0) -> Trainer:
     """Train StarGAN on SynthFaces with the engine (resumable run in ``run_dir``)."""
     data = SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
                              flip=cfg.flip, seed=cfg.seed, data_seed=cfg.data_seed,
@@ -263,7 +263,7 @@ def train_stargan(cfg: StarGANConfig, run_dir=None, progress: bool = True, resum
     schedule = linear_decay(cfg.num_iters, cfg.num_iters_decay, cfg.lr_update_step, cfg.official_lr_decay)
     return run_method("stargan", cfg, stargan_step, nets=nets, opts=opts, schedule=schedule, data=data,
                       samples=samples, total_steps=cfg.num_iters, run_dir=run_dir, progress=progress,
-                      resume=resume, threads=threads)
+                      resume=resume, threads=threads, curve=curve, curve_every=curve_every)
 
 
 def load_stargan(cfg: StarGANConfig, outdir=None, progress: bool = True, cache_dir=None,
