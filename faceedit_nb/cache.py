@@ -38,8 +38,10 @@ Rules
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
+import fcntl
 import hashlib
 import json
 import os
@@ -164,59 +166,71 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 # --- the cache --------------------------------------------------------------------------------------
-def load_or_train(
-    name: str,
-    config: Any,
-    train_fn: Callable[[Any], Any],
-    *,
-    build_fn: Callable[[Any], torch.nn.Module] | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    retrain: bool = False,
-    verbose: bool = True,
-) -> Any:
-    """Return the model trained with ``config``, training it with ``train_fn(config)`` only when needed.
+_MISSING = object()
 
-    ``train_fn(config)`` returns either a trained ``torch.nn.Module`` (stored as its state dict; then
-    ``build_fn(config)`` must build an untrained module of the same architecture, into which a later
-    call loads the weights) or a dict of tensors, numbers, strings, lists and dicts (for example
-    ``{"G": G.state_dict(), "D": D.state_dict(), "history": [...]}``), returned as loaded.
-    Loaded tensors are on the CPU. See the module docstring for the layout and the rules.
-    """
-    path = entry_dir(name, config, cache_dir)
+
+def _load_entry(name: str, config: Any, path: Path, build_fn, verbose: bool, warn: bool = True) -> Any:
+    """The cached result in ``path``, or ``_MISSING`` when there is none or it is unusable (warned once)."""
+    weights, config_file, meta_file = path / "weights.pt", path / "config.json", path / "meta.json"
+    if not weights.is_file():
+        return _MISSING
+    kind = "dict"
+    if meta_file.is_file():
+        try:
+            kind = json.loads(meta_file.read_text()).get("kind", "dict")
+        except (OSError, ValueError, AttributeError):
+            kind = "unknown"
+    if kind == "module" and build_fn is None:
+        raise TypeError(f"cached entry {path.name} holds a module's weights: "
+                        "pass build_fn=... to rebuild the module")
+    try:
+        saved_config = json.loads(config_file.read_text())
+        if saved_config != json.loads(canonical_json(config)):
+            raise ValueError(f"{config_file} holds a different config (hash collision or edited file)")
+        if kind not in ("module", "dict"):
+            raise ValueError(f"{meta_file} is unreadable")
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        if kind == "module":
+            model = build_fn(config)
+            model.load_state_dict(state)
+            result = model
+        else:
+            result = state
+    except Exception as exc:  # corrupt, truncated, unsafe or mismatched entry: train again
+        if warn:
+            warnings.warn(f"cache entry {path} is unusable ({type(exc).__name__}: {exc}); training again",
+                          CacheWarning, stacklevel=3)
+    else:
+        if verbose:
+            print(f"[cache] loaded {name} ({path.name})")
+        return result
+
+    return _MISSING
+
+
+@contextlib.contextmanager
+def _training_lock(path: Path, name: str, verbose: bool):
+    """An exclusive lock on training ``path`` across processes (``fcntl.flock`` on ``.training.lock`` in the
+    entry's folder): two chapters or workers that need the same model train it once; the second waits, then
+    loads. The lock is released by the kernel when a process dies, so a killed run never blocks the next."""
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / ".training.lock", "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if verbose:
+                print(f"[cache] waiting for another process that is training {name} ({path.name}) ...", flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _train_and_store(name: str, config: Any, train_fn, path: Path, build_fn, verbose: bool) -> Any:
+    """Train with ``train_fn(config)`` and store the result atomically in ``path``."""
     weights, config_file, meta_file = path / "weights.pt", path / "config.json", path / "meta.json"
     plain_config = _plain(config)
-
-    if weights.is_file() and not retrain:
-        kind = "dict"
-        if meta_file.is_file():
-            try:
-                kind = json.loads(meta_file.read_text()).get("kind", "dict")
-            except (OSError, ValueError, AttributeError):
-                kind = "unknown"
-        if kind == "module" and build_fn is None:
-            raise TypeError(f"cached entry {path.name} holds a module's weights: "
-                            "pass build_fn=... to rebuild the module")
-        try:
-            saved_config = json.loads(config_file.read_text())
-            if saved_config != json.loads(canonical_json(config)):
-                raise ValueError(f"{config_file} holds a different config (hash collision or edited file)")
-            if kind not in ("module", "dict"):
-                raise ValueError(f"{meta_file} is unreadable")
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-            if kind == "module":
-                model = build_fn(config)
-                model.load_state_dict(state)
-                result = model
-            else:
-                result = state
-        except Exception as exc:  # corrupt, truncated, unsafe or mismatched entry: train again
-            warnings.warn(f"cache entry {path} is unusable ({type(exc).__name__}: {exc}); training again",
-                          CacheWarning, stacklevel=2)
-        else:
-            if verbose:
-                print(f"[cache] loaded {name} ({path.name})")
-            return result
-
     if verbose:
         print(f"[cache] training {name} (config hash {path.name.rsplit('-', 1)[1]}) ...")
     start = time.perf_counter()
@@ -242,3 +256,36 @@ def load_or_train(
     if verbose:
         print(f"[cache] trained {name} in {seconds:.1f} s, stored as {path.name}")
     return result
+
+
+def load_or_train(
+    name: str,
+    config: Any,
+    train_fn: Callable[[Any], Any],
+    *,
+    build_fn: Callable[[Any], torch.nn.Module] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    retrain: bool = False,
+    verbose: bool = True,
+) -> Any:
+    """Return the model trained with ``config``, training it with ``train_fn(config)`` only when needed.
+
+    ``train_fn(config)`` returns either a trained ``torch.nn.Module`` (stored as its state dict; then
+    ``build_fn(config)`` must build an untrained module of the same architecture, into which a later
+    call loads the weights) or a dict of tensors, numbers, strings, lists and dicts (for example
+    ``{"G": G.state_dict(), "D": D.state_dict(), "history": [...]}``), returned as loaded.
+    Loaded tensors are on the CPU. See the module docstring for the layout and the rules.
+    """
+    path = entry_dir(name, config, cache_dir)
+    if not retrain:
+        found = _load_entry(name, config, path, build_fn, verbose)
+        if found is not _MISSING:
+            return found
+    with _training_lock(path, name, verbose):
+        if not retrain:  # another process may have trained it while this one waited for the lock
+            found = _load_entry(name, config, path, build_fn, verbose, warn=False)
+            if found is not _MISSING:
+                return found
+        return _train_and_store(name, config, train_fn, path, build_fn, verbose)
+
+

@@ -86,7 +86,8 @@ def test_second_call_loads_instead_of_training(tmp_path):
     assert entry.name == f"lin-{config_hash(Cfg())}"
     assert json.loads((entry / "config.json").read_text()) == json.loads(cache.canonical_json(Cfg()))
     assert json.loads((entry / "meta.json").read_text())["kind"] == "module"
-    assert not [p for p in entry.iterdir() if p.name.startswith(".")], "temporary files left behind"
+    left = [p.name for p in entry.iterdir() if p.name.startswith(".") and p.name != ".training.lock"]
+    assert not left, f"temporary files left behind: {left}"
 
 
 def test_different_config_trains_a_new_entry(tmp_path):
@@ -179,3 +180,31 @@ def test_failed_training_leaves_no_entry(tmp_path):
 def test_bad_names_are_refused(tmp_path):
     with pytest.raises(ValueError, match="cache name"):
         load_or_train("../escape", Cfg(), Counter(), build_fn=build, cache_dir=tmp_path)
+
+
+LOCK_SCRIPT = """
+import sys, time
+from pathlib import Path
+from faceedit_nb.cache import load_or_train
+
+def train(cfg):
+    with open(Path(sys.argv[2]), "a") as log:   # one line per training actually run
+        log.write("trained\\n")
+    time.sleep(1.5)
+    return {"w": cfg["w"]}
+
+print(load_or_train("locked", {"w": 3}, train, cache_dir=sys.argv[1], verbose=True)["w"])
+"""
+
+
+def test_two_processes_needing_the_same_model_train_it_once(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(LOCK_SCRIPT)
+    log = tmp_path / "trainings.log"
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "cache"), str(log)],
+                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert log.read_text().count("trained") == 1
+    assert all(o.strip().splitlines()[-1] == "3" for o in outs)
+    assert any("waiting for another process" in o for o in outs)
