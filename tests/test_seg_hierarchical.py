@@ -240,7 +240,7 @@ def test_part_centre_landmarks_put_the_boxes_where_the_parts_are():
 def test_training_reads_the_papers_data_sets_through_the_loaders(tmp_path, fmt, parts):
     from faceedit_nb.data import export_synthfaces
     root = export_synthfaces(tmp_path / fmt, fmt, n=16, size=64, split="train", n_identities=2)
-    masks = export_synthfaces(tmp_path / "celebamask-hq", "celebamask-hq", n=8, size=64, split="train")
+    masks = export_synthfaces(tmp_path / "celebamask-hq", "celebamask-hq", n=8, size=64, split=("train", "test"))
     cfg = S.config_for("smoke", dataset=fmt, data_root=str(root), parser_data_root=str(masks), parts=parts,
                        parser_masks=8)
     data = S.HierarchicalBatches(cfg, parser=S.load_parser(cfg, cache_dir=tmp_path)[0])
@@ -249,6 +249,8 @@ def test_training_reads_the_papers_data_sets_through_the_loaders(tmp_path, fmt, 
     trained = S.load_hierarchical(cfg, outdir=tmp_path / "runs", cache_dir=tmp_path, progress=False, threads=1)
     assert trained.stats[-1]["step"] == cfg.steps
     assert len(S.parser_training_set(cfg)["image"]) == 8  # the CelebAMask-HQ export, not SynthFaces' 40
+    _, report = S.load_parser(cfg, cache_dir=tmp_path)  # measured on CelebAMask-HQ's test split, as the paper's
+    assert report["data"].startswith("celebamaskhq:") and len(report["per_face_miou"]) == 8
 
 
 def test_real_data_settings_are_clear_errors(tmp_path):
@@ -258,6 +260,10 @@ def test_real_data_settings_are_clear_errors(tmp_path):
         S.config_for("smoke", dataset="celeba", data_root="x")
     with pytest.raises(FileNotFoundError, match="RaFD"):
         S.HierarchicalBatches(S.config_for("smoke", dataset="rafd", data_root=str(tmp_path / "missing")))
+    # 03 / 04 refuse to evaluate RaFD-trained models with SynthFaces' oracles (never silently on other data)
+    S.check_evaluation_data("synthfaces")
+    with pytest.raises(ValueError, match="not supported: the book's oracles"):
+        S.check_evaluation_data("rafd", "/data/RaFD")
 
 
 def test_a_face_parsing_checkpoint_and_imagenet_backbone_reach_the_series_parser(tmp_path):
