@@ -668,6 +668,10 @@ def claims_fragment(chapters: Sequence[tuple[str, str, list[dict]]]) -> str:
                 "|---|---|---|---|---|"]
         for r in claims:
             verdict = r.get("verdict_text") or r.get("verdict", "")
+            if verdict.startswith(r.get("verdict", "")):  # "inconclusive (why)": **inconclusive**: why
+                rest = verdict[len(r.get("verdict", "")):].strip(" :")
+                if rest.startswith("(") and rest.endswith(")"):
+                    verdict = f"{r.get('verdict', '')}: {rest[1:-1]}"
             out.append("| " + " | ".join(_cell(r.get(k, "–")) for k in ("claim", "paper", "ours", "detectable"))
                        + f" | **{_cell(r.get('verdict', '?'))}**"
                        + (f": {_cell(verdict[len(r.get('verdict', '')):].lstrip(' :'))}"
