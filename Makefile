@@ -17,6 +17,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.faceedit-nb-installed
 PROFILE ?= cpu
+# processes that train the shared models before the chapters run (the machine has 2 cores)
+PREBUILD_WORKERS ?= 2
 # pytest-xdist workers for `make test` (2 cores here); PYTEST_ARGS adds options, e.g. PYTEST_ARGS=-x
 JOBS   ?= 2
 TEST_THREADS ?= 1
@@ -48,7 +50,10 @@ setup:
 	  echo "$(VENV) is up to date with requirements.txt and pyproject.toml"; \
 	fi
 
+# First the models several chapters share, trained up front two at a time (a progress line per model at
+# most every 30 s), then the chapters, which load them from the model cache.
 book: setup
+	$(PY) -m faceedit_nb.prebuild --profile $(PROFILE) --workers $(PREBUILD_WORKERS)
 	$(PY) -m faceedit_nb.book --profile $(PROFILE)
 
 # The notebooks get the smoke parameters injected (not executed) into build/smoke/, and nbval executes

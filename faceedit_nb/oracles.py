@@ -71,6 +71,7 @@ from .metrics.image import confusion_matrix, iou_from_confusion
 from .nets.classifiers import VGG16_STAGES, AttributeClassifier, AURegressor, VGGClassifier
 from .nets.identity import ArcFaceHead, IdentityNet
 from .nets.parsing import BiSeNet, UNet, poly_lr, train_parser
+from .progress import report as report_progress
 
 __all__ = ["load_oracles", "Oracles", "OracleConfig", "ExpressionOracleConfig", "AttributeOracleConfig",
            "AUOracleConfig", "IdentityOracleConfig", "ParserOracleConfig", "oracle_configs", "PROFILES",
@@ -379,6 +380,7 @@ def _fit(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor, torch.Ten
         opt.step()
         sched.step()
         history.append(loss.item())
+        report_progress(f"oracle-{name}-{cfg.size}px", len(history), cfg.steps)
         if log_every and len(history) % log_every == 0:
             print(f"[{name}] step {len(history)}/{cfg.steps} loss {sum(history[-log_every:]) / log_every:.4f}")
     model.eval()
@@ -522,7 +524,8 @@ def _train_parser(cfg: ParserOracleConfig, source: _Source, log_every: int = 0) 
     model = _build("parser", cfg)
     history = train_parser(model, {"image": train["image"], "mask": train["mask"]}, cfg.steps,
                            batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay, loss=cfg.loss,
-                           flip=cfg.flip, seed=cfg.seed, device=DEVICE, amp=cfg.amp, log_every=log_every)
+                           flip=cfg.flip, seed=cfg.seed, device=DEVICE, amp=cfg.amp, log_every=log_every,
+                           task=f"oracle-parser-{cfg.size}px")
     n = len(L.PARSING_CLASSES)
     conf = torch.zeros(n, n, dtype=torch.long)
     for lo in range(0, len(test["image"]), 256):

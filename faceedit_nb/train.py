@@ -58,6 +58,7 @@ from torch import nn
 
 from . import device as _device
 from .cache import atomic_write, cache_root, canonical_json, config_hash
+from .progress import report as report_progress
 
 __all__ = [
     "Trainer", "NonFiniteLossError", "run_training", "run_dir_for", "default_outdir", "epoch_indices",
@@ -477,6 +478,7 @@ class Trainer:
             self._window.setdefault(k, []).append(x)
         self.step = i + 1
         self.elapsed += time.perf_counter() - t0
+        report_progress(self.run_dir.name, self.step, self.total_steps)
         return values
 
     def _evaluate(self, eval_fn: Callable[[int], Mapping[str, float]]) -> dict:

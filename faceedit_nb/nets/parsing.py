@@ -52,6 +52,7 @@ from torch import nn
 
 from .. import labels as L
 from ..device import DEVICE, autocast
+from ..progress import report as report_progress
 
 __all__ = ["BiSeNet", "UNet", "tempered_softmax", "soft_part_masks", "ohem_cross_entropy", "parser_loss",
            "train_parser", "IMAGENET_MEAN", "IMAGENET_STD", "N_CLASSES"]
@@ -437,7 +438,7 @@ def poly_lr(step: int, steps: int, warmup: int, power: float = 0.9) -> float:
 def train_parser(model: nn.Module, dataset, steps: int, *, batch_size: int = 32, lr: float = 2e-3,
                  optimizer: str = "adam", weight_decay: float = 1e-4, loss: str = "ohem", flip: bool = True,
                  warmup: int | None = None, seed: int = 0, device: torch.device | str | None = None,
-                 amp: bool = True, log_every: int = 0) -> list[float]:
+                 amp: bool = True, log_every: int = 0, task: str = "parser") -> list[float]:
     """Train a parser (BiSeNet, UNet or any module with ``heads``/``forward``) in place; return the losses.
 
     Args:
@@ -448,7 +449,8 @@ def train_parser(model: nn.Module, dataset, steps: int, *, batch_size: int = 32,
         loss: "ohem" or "ce" (:func:`parser_loss`). flip: random horizontal flips that swap the subject's
             left and right classes (``labels.flip_mask``). warmup: linear warm-up steps (default
             steps // 20), then poly decay with power 0.9 (face-parsing.PyTorch).
-        amp: bf16 autocast on CPU (``faceedit_nb.device.autocast``).
+        amp: bf16 autocast on CPU (``faceedit_nb.device.autocast``). task: the name progress is reported
+            under (:mod:`faceedit_nb.progress`).
     """
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be positive; got {steps}, {batch_size}")
@@ -481,6 +483,7 @@ def train_parser(model: nn.Module, dataset, steps: int, *, batch_size: int = 32,
         opt.step()
         sched.step()
         history.append(loss_value.item())
+        report_progress(task, step + 1, steps)
         if log_every and (step + 1) % log_every == 0:
             print(f"[parser] step {step + 1}/{steps} loss {sum(history[-log_every:]) / log_every:.4f}")
     model.eval()

@@ -24,7 +24,7 @@ from ..nets import attgan as nets
 from ..train import Trainer, step_decay
 
 __all__ = ["AttGANConfig", "build_attgan", "attgan_optimizers", "attgan_step", "attgan_editor", "train_attgan",
-           "load_attgan"]
+           "load_attgan", "chapter_configs"]
 
 # =========================================================================================================
 # AttGAN (He et al., TIP 2019; elvisyjlin/AttGAN-PyTorch) and STGAN's difference condition
@@ -164,3 +164,9 @@ def load_attgan(cfg: AttGANConfig, outdir=None, progress: bool = True, cache_dir
     """The AttGAN trained with ``cfg``: from the model cache, or trained now."""
     return load_method("attgan", cfg, build=build_attgan, train=train_attgan, editor=attgan_editor,
                        outdir=outdir, progress=progress, cache_dir=cache_dir, threads=threads)
+
+
+def chapter_configs(profile: str, *, seed: int = 0) -> dict[str, AttGANConfig]:
+    """The baselines chapter's AttGAN and STGAN-diff (AttGAN with STGAN's difference condition)."""
+    return {"AttGAN": AttGANConfig.profile(profile, seed=seed),
+            "STGAN-diff": AttGANConfig.profile(profile, condition="difference", seed=seed)}

@@ -24,7 +24,7 @@ from ..nets import ganimation as nets
 from ..train import Trainer, epoch_linear_decay
 
 __all__ = ["GANimationConfig", "GANimationBatches", "build_ganimation", "ganimation_optimizers", "ganimation_step",
-           "ganimation_editor", "train_ganimation", "load_ganimation"]
+           "ganimation_editor", "train_ganimation", "load_ganimation", "chapter_configs"]
 
 # =========================================================================================================
 # GANimation (Pumarola et al., ECCV 2018; albertpumarola/GANimation)
@@ -183,3 +183,8 @@ def load_ganimation(cfg: GANimationConfig, outdir=None, progress: bool = True, c
                        editor=ganimation_editor, outdir=outdir, progress=progress, cache_dir=cache_dir,
                        threads=threads)
 
+
+
+def chapter_configs(profile: str, *, seed: int = 0) -> dict[str, GANimationConfig]:
+    """The baselines chapter's GANimation (one place for the chapter and the book's up-front training)."""
+    return {"GANimation": GANimationConfig.profile(profile, seed=seed)}

@@ -33,7 +33,7 @@ from ..nets import stargan as nets
 from ..train import Trainer, linear_decay
 
 __all__ = ["StarGANConfig", "stargan_labels", "stargan_domain_vector", "build_stargan", "stargan_optimizers",
-           "stargan_step", "critic_as_classifier", "stargan_editor", "train_stargan", "load_stargan"]
+           "stargan_step", "critic_as_classifier", "stargan_editor", "train_stargan", "load_stargan", "chapter_configs"]
 
 # =========================================================================================================
 # StarGAN (Choi et al., CVPR 2018; yunjey/stargan)
@@ -272,3 +272,12 @@ def load_stargan(cfg: StarGANConfig, outdir=None, progress: bool = True, cache_d
     return load_method("stargan", cfg, build=build_stargan, train=train_stargan, editor=stargan_editor,
                        outdir=outdir, progress=progress, cache_dir=cache_dir, threads=threads)
 
+
+
+def chapter_configs(profile: str, *, seed: int = 0, attr_iters: int = 3000) -> dict[str, StarGANConfig]:
+    """The baselines chapter's two StarGANs (one place, so that the chapter and the book's up-front training
+    ask the cache for the same models): the 8 RaFD expressions, and the 13 CelebA attributes of AttGAN /
+    STGAN / SeCGAN trained for ``attr_iters`` iterations (the last half with the learning rate decaying)."""
+    return {"expression": StarGANConfig.profile(profile, seed=seed),
+            "attributes13": StarGANConfig.profile(profile, domain="attributes13", num_iters=attr_iters,
+                                                  num_iters_decay=attr_iters // 2, seed=seed)}

@@ -105,7 +105,8 @@ def pretrain_parser(cfg: HierarchicalConfig, progress: bool = False, threads: in
     with torch_threads(threads):
         history = [] if cfg.parser_steps == 0 else train_parser(
             parser, parser_training_set(cfg), cfg.parser_steps, batch_size=cfg.parser_batch,
-            lr=cfg.parser_pretrain_lr, seed=cfg.seed, log_every=100 if progress else 0)
+            lr=cfg.parser_pretrain_lr, seed=cfg.seed, log_every=100 if progress else 0,
+            task=f"hier-parser-{config_hash(parser_config(cfg))}")
         report = parser_miou(parser, cfg.image_size, data_root=cfg.parser_data_root)  # CelebAMask-HQ test split if given
     return {"state": {k: v.detach().cpu() for k, v in parser.state_dict().items()}, "history": history,
             "report": report, "seconds": time.perf_counter() - start}

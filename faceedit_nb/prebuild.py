@@ -1,0 +1,193 @@
+"""Train the models that the book's chapters need, up front, ``workers`` at a time, saying what it does.
+
+``make book`` runs this before the notebooks execute, so that the models several chapters share (the
+oracles, the baselines, the first series' models) are trained once, two at a time on the book's two cores,
+with a progress line per running model at most every 30 seconds; the chapters then load them from the
+model cache. Each model's settings come from the chapter that uses it: the notebook's declared parameters
+with the profile's overrides (``notebooks/profiles.yml``), passed to the same package functions the
+chapter calls (``chapter_configs``, ``series_configs``), so both ask the cache for the same entry.
+
+    python -m faceedit_nb.prebuild --profile cpu --workers 2        # what make book runs first
+    python -m faceedit_nb.prebuild --profile cpu --list             # the models, cached or not
+
+Models only one chapter trains (the ablations of ``seg_hierarchical/03_ablations``) stay in that chapter.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .cache import config_hash, is_cached
+
+__all__ = ["Job", "chapter_parameters", "shared_jobs", "prebuild", "main"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One model to have in the cache: ``kind`` says how to train it, ``config`` what."""
+    kind: str             # "oracle", "stargan", "ganimation", "attgan", "hier-parser", "hierarchical"
+    label: str            # what the progress lines call it
+    config: Any           # the config (oracles: (name, size, profile, seed))
+    stage: int = 0        # 1: needs a model of stage 0 (a hierarchical model starts from a StarGAN)
+
+    @property
+    def key(self) -> tuple:
+        return self.kind, config_hash(self._cache_config())
+
+    def _cache_config(self):
+        if self.kind == "oracle":
+            from .oracles import oracle_configs
+            name, size, profile, seed = self.config
+            return oracle_configs(profile, size, seed)[name]
+        if self.kind == "hier-parser":
+            from .papers.seg_hierarchical import parser_config
+            return parser_config(self.config)
+        if self.kind == "hierarchical":
+            return self.config.cache_key()
+        return self.config
+
+    @property
+    def cache_name(self) -> str:
+        return f"oracle-{self.config[0]}" if self.kind == "oracle" else self.kind
+
+    def cached(self) -> bool:
+        return is_cached(self.cache_name, self._cache_config())
+
+
+def chapter_parameters(name: str, profile: str) -> dict[str, Any]:
+    """A chapter's parameters at ``profile``: its declared defaults with the profile's overrides."""
+    from . import book
+    layout = book.Layout()
+    notebooks = book.find_notebooks(layout.notebooks_dir)
+    if name not in notebooks:
+        raise KeyError(f"no chapter {name!r}; chapters: {', '.join(notebooks)}")
+    nb = book.read_notebook(notebooks[name])
+    declared = book.declared_parameters(nb, name)
+    profiles = book.load_profiles(layout.profiles_file or layout.notebooks_dir / "profiles.yml", notebooks)
+    return {**declared, **book.profile_overrides(name, declared, profiles, profile)}
+
+
+def shared_jobs(profile: str) -> list[Job]:
+    """Every model the chapters of ``profile`` share, deduplicated, longest kinds first within a stage."""
+    from .oracles import ORACLES
+    from .papers import attgan, ganimation, stargan
+    from .papers import seg_hierarchical as S
+
+    jobs: list[Job] = []
+    oracle_sets: set[tuple[int, str, int]] = set()
+
+    def add(kind: str, label: str, config, stage: int = 0) -> None:
+        job = Job(kind, label, config, stage)
+        if all(j.key != job.key for j in jobs):
+            jobs.append(job)
+
+    p = chapter_parameters("baselines/stargan", profile)
+    for domain, cfg in stargan.chapter_configs(p["profile"], seed=p["seed"], attr_iters=p["attr_iters"]).items():
+        add("stargan", f"StarGAN ({domain})", cfg)
+    oracle_sets.add((cfg.image_size, p["oracle_profile"], p["seed"]))
+    p = chapter_parameters("baselines/ganimation", profile)
+    for name, cfg in ganimation.chapter_configs(p["profile"], seed=p["seed"]).items():
+        add("ganimation", name, cfg)
+    oracle_sets.add((cfg.image_size, p["oracle_profile"], p["seed"]))
+    p = chapter_parameters("baselines/attgan", profile)
+    for name, cfg in attgan.chapter_configs(p["profile"], seed=p["seed"]).items():
+        add("attgan", name, cfg)
+    oracle_sets.add((cfg.image_size, p["oracle_profile"], p["seed"]))
+    p = chapter_parameters("evaluation", profile)
+    oracle_sets.add((p["size"], p["oracle_profile"], p["seed"]))
+
+    p = chapter_parameters("seg_hierarchical/04_results", profile)
+    if p["dataset"] == "synthfaces":
+        data = dict(dataset=p["dataset"], data_root=p["data_root"], parser_data_root=p["parser_data_root"])
+        series = S.series_configs(p["profile"], seed=p["seed"], **data)
+        size = next(iter(series.values())).image_size
+        oracle_sets.add((size, p["oracle_profile"], p["seed"]))
+        add("stargan", "StarGAN (the series' global generator)",
+            stargan.StarGANConfig.profile(p["profile"], image_size=size))
+        add("ganimation", "GANimation (the series' Table 1)",
+            ganimation.GANimationConfig.profile(p["profile"], image_size=size))
+        for name, cfg in series.items():
+            if cfg.parts == "semantic":
+                add("hier-parser", f"parser of '{name}'", cfg)
+            add("hierarchical", f"hierarchical: {name}", cfg, stage=1)
+
+    for size, oracle_profile, seed in sorted(oracle_sets):
+        for name in ORACLES:
+            add("oracle", f"oracle {name} ({size} px, {oracle_profile})", (name, size, oracle_profile, seed))
+    order = {"oracle": 1, "stargan": 0, "ganimation": 2, "attgan": 3, "hier-parser": 4, "hierarchical": 5}
+    return sorted(jobs, key=lambda j: (j.stage, order[j.kind]))
+
+
+def _run(job: Job) -> tuple[str, float]:
+    """Train (or load) one job's model in this process, with one torch thread; returns its label and seconds."""
+    import torch
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    kind, cfg = job.kind, job.config
+    if kind == "oracle":
+        from .oracles import load_oracles
+        name, size, profile, seed = cfg
+        load_oracles(size=size, profile=profile, seed=seed, which=(name,), verbose=False)
+    elif kind in ("stargan", "ganimation", "attgan"):
+        from .papers import attgan, ganimation, stargan
+        load = {"stargan": stargan.load_stargan, "ganimation": ganimation.load_ganimation,
+                "attgan": attgan.load_attgan}[kind]
+        load(cfg, progress=False, threads=1)
+    elif kind == "hier-parser":
+        from .papers.seg_hierarchical import load_parser
+        load_parser(cfg, threads=1)
+    elif kind == "hierarchical":
+        from .papers.seg_hierarchical import load_hierarchical
+        load_hierarchical(cfg, progress=False, threads=1)
+    else:
+        raise ValueError(f"unknown job kind {kind!r}")
+    return job.label, time.perf_counter() - start
+
+
+def prebuild(profile: str, *, workers: int = 2, every: float = 30.0, stream=None) -> dict[str, float]:
+    """Train every missing shared model of ``profile``, ``workers`` processes at a time (stage by stage),
+    printing progress at most every ``every`` seconds; returns ``{label: seconds}`` of what it trained."""
+    from .methods import train_in_pool
+    from .progress import Monitor
+    stream = stream or sys.stdout
+    jobs = shared_jobs(profile)
+    missing = [j for j in jobs if not j.cached()]
+    print(f"prebuild ({profile}): {len(jobs)} shared models, {len(jobs) - len(missing)} cached, "
+          f"{len(missing)} to train, {workers} at a time", file=stream, flush=True)
+    done: dict[str, float] = {}
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="faceedit-progress-") as tmp, Monitor(tmp, every=every, stream=stream):
+        for stage in sorted({j.stage for j in missing}):
+            batch = [j for j in missing if j.stage == stage]
+            for label, seconds in train_in_pool(_run, batch, workers=workers):
+                done[label] = seconds
+                print(f"  trained {label} in {seconds / 60:.1f} min", file=stream, flush=True)
+    if missing:
+        print(f"prebuild ({profile}): {len(missing)} models in {(time.perf_counter() - start) / 60:.1f} min",
+              file=stream, flush=True)
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m faceedit_nb.prebuild", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", required=True, choices=("smoke", "cpu", "paper"))
+    ap.add_argument("--workers", type=int, default=2, help="models trained at once (default 2: the book's cores)")
+    ap.add_argument("--every", type=float, default=30.0, help="seconds between progress lines (default 30)")
+    ap.add_argument("--list", action="store_true", help="list the shared models and whether they are cached")
+    args = ap.parse_args(argv)
+    if args.workers < 1:
+        ap.error(f"--workers must be at least 1; got {args.workers}")
+    if args.list:
+        for j in shared_jobs(args.profile):
+            print(f"{'cached ' if j.cached() else 'missing'}  stage {j.stage}  {j.label}")
+        return 0
+    prebuild(args.profile, workers=args.workers, every=args.every)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

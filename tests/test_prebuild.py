@@ -1,0 +1,66 @@
+"""faceedit_nb.prebuild and faceedit_nb.progress: the shared models trained up front, with progress lines."""
+import io
+import json
+import time
+
+import pytest
+
+from faceedit_nb import prebuild as P
+from faceedit_nb import progress
+from faceedit_nb.papers import attgan, ganimation, stargan
+
+
+def test_shared_jobs_take_each_chapters_parameters_and_profile_overrides():
+    jobs = P.shared_jobs("smoke")
+    labels = [j.label for j in jobs]
+    assert len({j.key for j in jobs}) == len(jobs), "a model listed twice"
+    params = P.chapter_parameters("baselines/stargan", "smoke")
+    assert params["attr_iters"] != P.chapter_parameters("baselines/stargan", "cpu")["attr_iters"]  # profiles.yml
+    want = stargan.chapter_configs("smoke", seed=params["seed"], attr_iters=params["attr_iters"])
+    got = {j.label: j.config for j in jobs if j.kind == "stargan"}
+    assert got["StarGAN (attributes13)"] == want["attributes13"] and got["StarGAN (expression)"] == want["expression"]
+    assert all(c in [j.config for j in jobs if j.kind == "attgan"] for c in attgan.chapter_configs("smoke").values())
+    assert ganimation.chapter_configs("smoke")["GANimation"] in [j.config for j in jobs if j.kind == "ganimation"]
+    assert sum(j.kind == "oracle" for j in jobs) == 5 and sum(j.kind == "hierarchical" for j in jobs) == 3
+    assert all(j.stage == 1 for j in jobs if j.kind == "hierarchical")
+    assert labels.index("hierarchical: ours w/ end-to-end") > labels.index("StarGAN (expression)")
+
+
+def test_prebuild_trains_the_missing_models_two_at_a_time_then_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEEDIT_CACHE", str(tmp_path / "cache"))
+    jobs = [j for j in P.shared_jobs("smoke") if j.label in ("StarGAN (expression)", "oracle parser (32 px, smoke)")]
+    assert len(jobs) == 2
+    monkeypatch.setattr(P, "shared_jobs", lambda profile: jobs)
+    out = io.StringIO()
+    trained = P.prebuild("smoke", workers=2, every=1.0, stream=out)
+    assert set(trained) == {j.label for j in jobs} and all(j.cached() for j in jobs)
+    text = out.getvalue()
+    assert "2 to train, 2 at a time" in text and "done" in text
+    again = io.StringIO()
+    assert P.prebuild("smoke", workers=2, stream=again) == {}
+    assert "2 cached, 0 to train" in again.getvalue()
+
+
+def test_progress_lines_give_steps_elapsed_and_time_left(tmp_path, monkeypatch):
+    monkeypatch.delenv(progress.ENV, raising=False)
+    progress.report("quiet", 1, 10)  # no directory: nothing written, nothing raised
+    mon = progress.Monitor(tmp_path, every=60)
+    (tmp_path / "run.json").write_text(json.dumps({"task": "run", "step": 10, "total": 100, "time": time.time()}))
+    assert mon.lines() == ["run: 10/100 (10%), 0:00 elapsed, time left: measuring"]
+    mon._first["run"] = (time.time() - 60, 0)  # 10 steps a minute so far: 90 steps, 9 minutes left
+    line = mon.lines()[0]
+    assert line.startswith("run: 10/100 (10%), 1:00 elapsed, ~9:0") and line.endswith("left")
+    (tmp_path / "run.json").write_text(json.dumps({"task": "run", "step": 100, "total": 100, "time": time.time()}))
+    assert mon.lines()[0].startswith("run: done, 100 steps") and mon.lines() == []
+
+
+def test_monitor_sets_the_directory_for_the_workers_and_restores_it(tmp_path, monkeypatch):
+    monkeypatch.delenv(progress.ENV, raising=False)
+    out = io.StringIO()
+    with progress.Monitor(tmp_path / "p", every=0.2, stream=out):
+        progress.report("task-a", 3, 3)
+        time.sleep(0.5)
+    assert progress.ENV not in __import__("os").environ
+    assert "task-a: done, 3 steps" in out.getvalue()
+    with pytest.raises(KeyError, match="no chapter"):
+        P.chapter_parameters("no/such", "smoke")
