@@ -44,6 +44,9 @@ class EngineSettings(Profiles):
     log_every: int = 100          # iterations between log rows (the stats of the run)
     sample_every: int = 1000      # iterations between sample grids
     snapshot_every: int = 1000    # iterations between resumable snapshots
+    curve_every: int = 0          # iterations between learning-curve points (0: no curve; see methods.learning_curve)
+    curve_faces: int = 200        # held-out SynthFaces test faces behind each curve point
+    curve_oracles: str = "paper"  # the oracles' profile that measures the curve (cpu / smoke configs: theirs)
     version: int = 1              # bump when the training code changes in a way that matters
 
     @property

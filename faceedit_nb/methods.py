@@ -31,7 +31,7 @@ from .data.synthfaces import SynthFaces
 from .train import Trainer, epoch_indices, run_dir_for
 
 __all__ = ["frozen", "adam", "critic_real_fake", "SynthFacesBatches", "Trained", "seeded", "run_method",
-           "load_method", "train_in_pool"]
+           "load_method", "train_in_pool", "learning_curve", "curve_references", "CURVE_METRICS"]
 
 
 @contextlib.contextmanager
@@ -191,3 +191,60 @@ def train_in_pool(fn: Callable, items: Sequence, *, workers: int, args: tuple = 
         return [fn(item, *args) for item in items]
     with ProcessPoolExecutor(min(workers, len(items)), mp_context=multiprocessing.get_context("spawn")) as ex:
         return list(ex.map(fn, items, *[[a] * len(items) for a in args]))
+
+
+# what each protocol's learning curve records (faceedit_nb.metrics.evaluate's keys)
+CURVE_METRICS = {"expression": ("eea", "id_distance"), "expression_aus": ("eea",), "aus": ("ed", "id_distance"),
+                 "attributes": ("attribute_accuracy", "id_distance"), "stargan": ("attribute_accuracy",)}
+
+
+def learning_curve(cfg, make_editor: Callable, protocols: Sequence[str], *, background: str = "identity",
+                   au_mode: str = "expression") -> Callable | None:
+    """The learning curve of a method (``None`` when ``cfg.curve_every`` is 0): ``curve(nets, step)``
+    measures ``make_editor(nets)`` on a fixed held-out set, the first ``cfg.curve_faces`` faces of
+    SynthFaces' test split (other people than training), with the oracles of profile
+    ``cfg.curve_oracles``, through each protocol; returns ``{"<protocol>/<metric>": value}`` (the
+    metrics of :data:`CURVE_METRICS`). Distribution metrics are skipped: a point costs seconds."""
+    if not cfg.curve_every:
+        return None
+    from .oracles import load_oracles
+    unknown = [p for p in protocols if p not in CURVE_METRICS]
+    if unknown:
+        raise ValueError(f"no learning-curve metrics for protocol(s) {unknown}; choose from {sorted(CURVE_METRICS)}")
+    test = _curve_faces(cfg, background, au_mode)
+    state = {}
+
+    def curve(nets: dict, step: int) -> dict:
+        if "oracles" not in state:  # loaded on the first point, in the training process
+            state["oracles"] = load_oracles(size=cfg.image_size, profile=cfg.curve_oracles, verbose=False)
+        return _curve_point(make_editor(nets), test, state["oracles"], protocols)
+    return curve
+
+
+def _curve_faces(cfg, background: str, au_mode: str):
+    n = cfg.curve_faces
+    return SynthFaces("test", size=cfg.image_size, n=n, n_identities=max(1, n // 8), seed=0, background=background,
+                      au_mode=au_mode)
+
+
+def _curve_point(editor, test, oracles, protocols) -> dict:
+    from .metrics import evaluate
+    out = {}
+    for protocol in protocols:
+        table = evaluate(editor, test, oracles, protocol, batch_size=100, parse=False, kid_subsets=2,
+                         kid_subset_size=10)
+        out.update({f"{protocol}/{m}": table.value(m) for m in CURVE_METRICS[protocol]})
+    return out
+
+
+def curve_references(cfg, protocols: Sequence[str], *, background: str = "identity",
+                     au_mode: str = "expression") -> dict[str, dict]:
+    """The lines a learning curve is read against, measured on the same held-out faces and oracles as
+    :func:`learning_curve`: ``{"ground truth": {...}, "doing nothing": {...}}`` (SynthFaces' re-render of
+    each edit, and the identity editor), keyed like the curve (``"<protocol>/<metric>"``)."""
+    from .metrics import ground_truth_editor, identity_editor
+    from .oracles import load_oracles
+    test = _curve_faces(cfg, background, au_mode)
+    oracles = load_oracles(size=cfg.image_size, profile=cfg.curve_oracles, verbose=False)
+    return {"ground truth": _curve_point(ground_truth_editor(test), test, oracles, protocols),
+            "doing nothing": _curve_point(identity_editor, test, oracles, protocols)}

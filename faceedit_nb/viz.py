@@ -110,3 +110,27 @@ def markdown_table(rows: Sequence[Sequence], headers: Sequence[str], floatfmt: s
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return Markdown("\n".join(lines))
+
+
+def learning_curve(trained, key: str, *, references: dict | None = None, ax=None, label: str | None = None,
+                   ylabel: str | None = None, lower_is_better: bool = False):
+    """A method's learning curve: figure ``eval/<key>`` of its training stats against training minutes (the
+    engine's clock), with horizontal lines for ``references`` (``{"ground truth": {key: v}, ...}``, e.g.
+    :func:`faceedit_nb.methods.curve_references`). Returns the axes."""
+    rows = [r for r in trained.stats if f"eval/{key}" in r]
+    if not rows:
+        raise KeyError(f"no learning curve 'eval/{key}' in the training stats; the config's curve_every is "
+                       f"{getattr(trained.config, 'curve_every', '?')} (0: none was measured)")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([r["elapsed"] / 60 for r in rows], [r[f"eval/{key}"] for r in rows], "o-", label=label or key)
+    styles = {"ground truth": ("tab:green", "--"), "doing nothing": ("grey", ":")}
+    for name, values in (references or {}).items():
+        if key in values:
+            colour, style = styles.get(name, ("black", "-."))
+            ax.axhline(values[key], color=colour, ls=style, lw=1.2, label=name)
+    ax.set_xlabel("training minutes")
+    ax.set_ylabel((ylabel or key) + (" (lower is better)" if lower_is_better else ""))
+    ax.legend(fontsize=9)
+    ax.grid(alpha=0.3)
+    return ax

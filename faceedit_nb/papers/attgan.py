@@ -19,7 +19,8 @@ from torch import nn
 from .. import labels as L
 from .. import losses
 from ..config import EngineSettings
-from ..methods import SynthFacesBatches, Trained, adam, critic_real_fake, frozen, load_method, run_method, seeded
+from ..methods import (SynthFacesBatches, Trained, adam, critic_real_fake, frozen, learning_curve, load_method,
+                       run_method, seeded)
 from ..nets import attgan as nets
 from ..train import Trainer, step_decay
 
@@ -65,12 +66,13 @@ class AttGANConfig(EngineSettings):
     epochs: int = 200
     decay_epoch: int = 100        # lr / 10 from this epoch on
 
-    _CPU = dict(image_size=64, enc_dim=32, dec_dim=32, n_layers=4, max_dim=512, dis_dim=32, dis_layers=4,
-                dis_fc_dim=256, batch_size=16, epochs=20, decay_epoch=10, log_every=50, sample_every=500,
-                snapshot_every=250)  # 4000 iterations (3333 critic, 667 generator steps)
-    _SMOKE = dict(image_size=32, n_train=64, n_identities=8, enc_dim=8, dec_dim=8, n_layers=3, max_dim=32,
-                  dis_dim=8, dis_layers=3, dis_fc_dim=16, batch_size=8, n_d=2, epochs=2, decay_epoch=1,
-                  log_every=2, sample_every=8, snapshot_every=4)
+    _CPU = dict(curve_every=400, curve_oracles="cpu", image_size=64, enc_dim=32, dec_dim=32, n_layers=4,
+                max_dim=512, dis_dim=32, dis_layers=4, dis_fc_dim=256, batch_size=16, epochs=20,
+                decay_epoch=10, log_every=50, sample_every=500, snapshot_every=250)  # 4000 iterations (3333 critic, 667 generator steps)
+    _SMOKE = dict(curve_every=3, curve_faces=16, curve_oracles="smoke", image_size=32, n_train=64,
+                  n_identities=8, enc_dim=8, dec_dim=8, n_layers=3, max_dim=32, dis_dim=8, dis_layers=3,
+                  dis_fc_dim=16, batch_size=8, n_d=2, epochs=2, decay_epoch=1, log_every=2, sample_every=8,
+                  snapshot_every=4)
 
     @property
     def total_steps(self) -> int:
@@ -154,9 +156,11 @@ def train_attgan(cfg: AttGANConfig, run_dir=None, progress: bool = True, resume:
         return cols
 
     schedule = step_decay(cfg.decay_epoch * cfg.steps_per_epoch, 0.1)
+    if curve is None:  # the learning curve of the config (cfg.curve_every; none by default)
+        curve = learning_curve(cfg, lambda nets: attgan_editor(nets["G"], cfg), ["attributes"], background="identity")
     return run_method("attgan", cfg, attgan_step, nets=nets, opts=opts, schedule=schedule, data=data,
                       samples=samples, total_steps=cfg.total_steps, run_dir=run_dir, progress=progress,
-                      resume=resume, threads=threads, curve=curve, curve_every=curve_every)
+                      resume=resume, threads=threads, curve=curve, curve_every=curve_every or cfg.curve_every)
 
 
 def load_attgan(cfg: AttGANConfig, outdir=None, progress: bool = True, cache_dir=None,

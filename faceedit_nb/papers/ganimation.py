@@ -19,7 +19,8 @@ from torch import nn
 from .. import labels as L
 from .. import losses
 from ..config import EngineSettings
-from ..methods import SynthFacesBatches, Trained, adam, critic_real_fake, frozen, load_method, run_method, seeded
+from ..methods import (SynthFacesBatches, Trained, adam, critic_real_fake, frozen, learning_curve, load_method,
+                       run_method, seeded)
 from ..nets import ganimation as nets
 from ..train import Trainer, epoch_linear_decay
 
@@ -63,11 +64,13 @@ class GANimationConfig(EngineSettings):
     nepochs_no_decay: int = 20
     nepochs_decay: int = 10
 
-    _CPU = dict(image_size=64, g_conv_dim=32, d_conv_dim=32, d_repeat_num=5, batch_size=16, nepochs_no_decay=10,
-                nepochs_decay=5, log_every=50, sample_every=500, snapshot_every=250)  # 3000 iterations
-    _SMOKE = dict(image_size=32, n_train=64, n_identities=8, g_conv_dim=8, g_repeat_num=1, d_conv_dim=8,
-                  d_repeat_num=4, batch_size=8, train_G_every_n_iterations=2, nepochs_no_decay=1, nepochs_decay=1,
-                  log_every=2, sample_every=8, snapshot_every=4)
+    _CPU = dict(curve_every=300, curve_oracles="cpu", image_size=64, g_conv_dim=32, d_conv_dim=32,
+                d_repeat_num=5, batch_size=16, nepochs_no_decay=10, nepochs_decay=5, log_every=50,
+                sample_every=500, snapshot_every=250)  # 3000 iterations
+    _SMOKE = dict(curve_every=3, curve_faces=16, curve_oracles="smoke", image_size=32, n_train=64,
+                  n_identities=8, g_conv_dim=8, g_repeat_num=1, d_conv_dim=8, d_repeat_num=4, batch_size=8,
+                  train_G_every_n_iterations=2, nepochs_no_decay=1, nepochs_decay=1, log_every=2,
+                  sample_every=8, snapshot_every=4)
 
     @property
     def total_steps(self) -> int:
@@ -171,9 +174,11 @@ def train_ganimation(cfg: GANimationConfig, run_dir=None, progress: bool = True,
         return cols
 
     schedule = epoch_linear_decay(cfg.steps_per_epoch, cfg.nepochs_no_decay, cfg.nepochs_decay)
+    if curve is None:  # the learning curve of the config (cfg.curve_every; none by default)
+        curve = learning_curve(cfg, lambda nets: ganimation_editor(nets["G"], cfg), ["aus", "expression_aus"], au_mode="mixed")
     return run_method("ganimation", cfg, ganimation_step, nets=nets, opts=opts, schedule=schedule, data=data,
                       samples=samples, total_steps=cfg.total_steps, run_dir=run_dir, progress=progress,
-                      resume=resume, threads=threads, curve=curve, curve_every=curve_every)
+                      resume=resume, threads=threads, curve=curve, curve_every=curve_every or cfg.curve_every)
 
 
 def load_ganimation(cfg: GANimationConfig, outdir=None, progress: bool = True, cache_dir=None,

@@ -26,8 +26,8 @@ from .. import losses
 from ..config import EngineSettings
 from ..data.synthfaces import SynthFaces
 from ..device import DEVICE, autocast, torch_threads
-from ..methods import (SynthFacesBatches, Trained, adam, critic_real_fake, frozen, load_method, run_method,
-                       seeded)
+from ..methods import (SynthFacesBatches, Trained, adam, critic_real_fake, frozen, learning_curve, load_method,
+                       run_method, seeded)
 from ..metrics.protocols import flip_attribute, stargan_targets
 from ..nets import stargan as nets
 from ..train import Trainer, linear_decay
@@ -85,12 +85,13 @@ class StarGANConfig(EngineSettings):
     # iteration 5,000 its class loss was 0.52 against 0.93, and EEA 0.192 against 0.162 (400 test faces; an
     # EMA generator, decay 0.999, was worse in both runs at this length: 0.133 and 0.127). After 10,000
     # iterations: EEA 0.251 on the chapter's 1,000 test faces (identity editor 0.125; ground truth 0.983).
-    _CPU = dict(image_size=64, g_conv_dim=32, d_conv_dim=32, d_repeat_num=5, d_lr=4e-4, num_iters=10000,
-                num_iters_decay=5000,
-                lr_update_step=100, log_every=50, sample_every=1000, snapshot_every=250)
-    _SMOKE = dict(image_size=32, n_train=64, n_identities=8, g_conv_dim=8, g_repeat_num=1, d_conv_dim=8,
-                  d_repeat_num=4, batch_size=8, n_critic=2, num_iters=6, num_iters_decay=2, lr_update_step=1,
-                  log_every=2, sample_every=6, snapshot_every=3)
+    _CPU = dict(curve_every=1000, curve_oracles="cpu", image_size=64, g_conv_dim=32, d_conv_dim=32,
+                d_repeat_num=5, d_lr=4e-4, num_iters=10000, num_iters_decay=5000, lr_update_step=100,
+                log_every=50, sample_every=1000, snapshot_every=250)
+    _SMOKE = dict(curve_every=3, curve_faces=16, curve_oracles="smoke", image_size=32, n_train=64,
+                  n_identities=8, g_conv_dim=8, g_repeat_num=1, d_conv_dim=8, d_repeat_num=4, batch_size=8,
+                  n_critic=2, num_iters=6, num_iters_decay=2, lr_update_step=1, log_every=2, sample_every=6,
+                  snapshot_every=3)
 
     @property
     def c_dim(self) -> int:
@@ -261,9 +262,11 @@ def train_stargan(cfg: StarGANConfig, run_dir=None, progress: bool = True, resum
         return [x] + [G.edit(x, c_org, c) for c in _stargan_targets(c_org, cfg)]
 
     schedule = linear_decay(cfg.num_iters, cfg.num_iters_decay, cfg.lr_update_step, cfg.official_lr_decay)
+    if curve is None:  # the learning curve of the config (cfg.curve_every; none by default)
+        curve = learning_curve(cfg, lambda nets: stargan_editor(nets["G"], cfg), [cfg.protocol], background=cfg.synthfaces_background)
     return run_method("stargan", cfg, stargan_step, nets=nets, opts=opts, schedule=schedule, data=data,
                       samples=samples, total_steps=cfg.num_iters, run_dir=run_dir, progress=progress,
-                      resume=resume, threads=threads, curve=curve, curve_every=curve_every)
+                      resume=resume, threads=threads, curve=curve, curve_every=curve_every or cfg.curve_every)
 
 
 def load_stargan(cfg: StarGANConfig, outdir=None, progress: bool = True, cache_dir=None,
