@@ -35,9 +35,18 @@ How it works
   refreshed from the source. Execution writes to a temporary file that is renamed into place on
   success; on failure the previous output is deleted (so the book cannot show stale results) and the
   failed notebook is kept as ``<name>.failed.ipynb`` for inspection.
-* **Book.** ``jupyter-book build book/ -W --keep-going`` (warnings are errors) after checking that every
-  notebook in ``book/_toc.yml`` has been executed. ``_config.yml`` sets ``execute_notebooks: 'off'``:
-  papermill has already executed everything.
+* **What the reader sees.** Each executed notebook gets a box under its title with the profile and the
+  settings it ran with (:func:`profile_box`), and papermill's injected-parameters cell is collapsed
+  (:func:`decorate`; both are redone when the prose is refreshed).
+* **Results.** Every glued value of every executed chapter goes to ``book/_build/results.json``
+  (``{chapter: {name: value}}``, :func:`write_results`), and the chapters' ``claims_json`` glue
+  (:func:`faceedit_nb.claims.glue_claims`) to ``book/_generated/claims.md``, which the claims overview page
+  ``book/claims.md`` includes (:func:`write_claims_page`).
+* **Book.** ``jupyter-book build book/ -W --keep-going`` (warnings are errors; their count is printed)
+  after checking that every notebook in ``book/_toc.yml`` has been executed. ``_config.yml`` sets
+  ``execute_notebooks: 'off'``: papermill has already executed everything. Then :func:`check_html` reads
+  the pages for what a reader would see broken and no warning reports (a table shown as pipe text, a
+  role left as text, a broken internal link or image, a script from the network): an error when strict.
 """
 from __future__ import annotations
 
