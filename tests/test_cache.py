@@ -187,24 +187,33 @@ import sys, time
 from pathlib import Path
 from faceedit_nb.cache import load_or_train
 
+cache, log, ready = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+
 def train(cfg):
-    with open(Path(sys.argv[2]), "a") as log:   # one line per training actually run
-        log.write("trained\\n")
-    time.sleep(1.5)
+    with open(log, "a") as fh:   # one line per training actually run
+        fh.write("trained\\n")
+    deadline = time.time() + 60  # hold the lock until the other process is about to ask for the model
+    while not ready.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
     return {"w": cfg["w"]}
 
-print(load_or_train("locked", {"w": 3}, train, cache_dir=sys.argv[1], verbose=True)["w"])
+if sys.argv[4] == "second":
+    while not log.exists():      # start asking once the first process is training
+        time.sleep(0.05)
+    ready.touch()
+print(load_or_train("locked", {"w": 3}, train, cache_dir=cache, verbose=True)["w"])
 """
 
 
 def test_two_processes_needing_the_same_model_train_it_once(tmp_path):
     script = tmp_path / "job.py"
     script.write_text(LOCK_SCRIPT)
-    log = tmp_path / "trainings.log"
-    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "cache"), str(log)],
-                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    outs = [p.communicate(timeout=120)[0] for p in procs]
+    log, ready = tmp_path / "trainings.log", tmp_path / "second-is-asking"
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "cache"), str(log), str(ready), role],
+                              stdout=subprocess.PIPE, text=True) for role in ("first", "second")]
+    outs = [p.communicate(timeout=180)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert log.read_text().count("trained") == 1
     assert all(o.strip().splitlines()[-1] == "3" for o in outs)
-    assert any("waiting for another process" in o for o in outs)
+    assert "waiting for another process" in outs[1] and "[cache] loaded locked" in outs[1]
