@@ -26,7 +26,9 @@ Rules
 * The key is :func:`config_hash`: SHA-256 of the config's canonical JSON (dataclasses and dicts, keys
   sorted, tuples as lists; only JSON-able values), so it is the same on every run and machine. It
   covers the config only, not the training code: put a ``version`` field in the config and bump it
-  when the training code changes in a way that matters.
+  when the training code changes in a way that matters. A config may leave out fields that have no
+  effect in its current state (``unhashed_fields()``: e.g. the learning-curve settings while no curve is
+  measured), so that adding such a field later keeps the keys of existing models.
 * Files are written to a temporary file and moved into place with ``os.replace``, so a crash never
   leaves a half-written ``weights.pt`` behind; an entry exists when ``weights.pt`` exists.
 * Files are read with ``torch.load(..., weights_only=True)``: tensors, numbers, strings, lists and
@@ -87,7 +89,8 @@ def models_dir() -> Path:
 def _plain(obj: Any, where: str = "config") -> Any:
     """Turn a config into plain JSON types, refusing anything whose text form is not stable."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        obj = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+        unhashed = set(obj.unhashed_fields()) if hasattr(obj, "unhashed_fields") else set()
+        obj = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.name not in unhashed}
     if isinstance(obj, dict):
         out = {}
         for k, v in obj.items():

@@ -49,6 +49,11 @@ class EngineSettings(Profiles):
     curve_oracles: str = "paper"  # the oracles' profile that measures the curve (cpu / smoke configs: theirs)
     version: int = 1              # bump when the training code changes in a way that matters
 
+    def unhashed_fields(self) -> tuple[str, ...]:
+        """Fields left out of the cache key (faceedit_nb.cache): the learning-curve settings while no curve is
+        measured (they change nothing then), so that models cached before they existed keep their keys."""
+        return ("curve_every", "curve_faces", "curve_oracles") if not self.curve_every else ()
+
     @property
     def steps_per_epoch(self) -> int:
         """Iterations per pass over the ``n_train`` training samples (epoch-based schedules)."""

@@ -217,3 +217,15 @@ def test_two_processes_needing_the_same_model_train_it_once(tmp_path):
     assert log.read_text().count("trained") == 1
     assert all(o.strip().splitlines()[-1] == "3" for o in outs)
     assert "waiting for another process" in outs[1] and "[cache] loaded locked" in outs[1]
+
+
+def test_fields_without_effect_stay_out_of_the_key():
+    # the learning-curve settings change nothing while no curve is measured: a model cached before they
+    # existed keeps its key; once a curve is measured they are part of it
+    from faceedit_nb.papers.stargan import StarGANConfig
+    off = StarGANConfig.paper()
+    assert "curve_faces" not in json.loads(cache.canonical_json(off))
+    assert config_hash(off) == config_hash(off.replace(curve_faces=50, curve_oracles="cpu"))
+    on = off.replace(curve_every=100)
+    assert json.loads(cache.canonical_json(on))["curve_faces"] == 200
+    assert config_hash(on) != config_hash(off) != config_hash(on.replace(curve_faces=50))
