@@ -61,6 +61,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -68,11 +69,14 @@ from typing import Any, Iterable, Sequence
 import nbformat
 import yaml
 
+from .progress import Monitor
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ("smoke", "cpu", "paper")
 KERNEL_NAME = "python3"
 RUNNER_VERSION = 1  # bump to invalidate every executed notebook
 META_KEY = "faceedit_nb"
+PROGRESS_EVERY = 30.0  # seconds between progress lines while a chapter runs (issue: at most 30)
 
 
 class BookError(Exception):
@@ -482,9 +486,12 @@ def execute_one(name: str, src: Path, dst: Path, overrides: dict[str, Any], prof
     start = time.perf_counter()
     try:
         try:
-            pm.execute_notebook(str(src), str(tmp), parameters=overrides, kernel_name=KERNEL_NAME,
-                                cwd=str(dst.parent), progress_bar=False, log_output=False,
-                                execution_timeout=timeout)
+            # the kernel (and the training processes it starts) report progress; a line at most every 30 s
+            with tempfile.TemporaryDirectory(prefix="faceedit-progress-") as progress_dir, \
+                    Monitor(progress_dir, every=PROGRESS_EVERY, label="  ", heartbeat=name):
+                pm.execute_notebook(str(src), str(tmp), parameters=overrides, kernel_name=KERNEL_NAME,
+                                    cwd=str(dst.parent), progress_bar=False, log_output=False,
+                                    execution_timeout=timeout)
         except Exception as exc:
             seconds = time.perf_counter() - start
             dst.unlink(missing_ok=True)  # no stale "good" output survives a failed run

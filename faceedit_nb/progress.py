@@ -54,8 +54,9 @@ class Monitor:
     """Print the progress of every task reporting into ``directory``, at most every ``every`` seconds, from a
     background thread, while the ``with`` block runs (the workers inherit ``FACEEDIT_PROGRESS_DIR``)."""
 
-    def __init__(self, directory, every: float = 30.0, stream=None, label: str = ""):
+    def __init__(self, directory, every: float = 30.0, stream=None, label: str = "", heartbeat: str = ""):
         self.dir, self.every, self.stream, self.label = Path(directory), float(every), stream or sys.stdout, label
+        self.heartbeat = heartbeat  # printed with the elapsed time when no task reports (e.g. a chapter running)
         self._stop = threading.Event()
         self._first: dict[str, tuple[float, int]] = {}  # task -> (wall time, step) when first seen
         self._done: set[str] = set()
@@ -85,8 +86,10 @@ class Monitor:
     def _loop(self) -> None:
         start = time.time()
         while not self._stop.wait(self.every):
-            for line in self.lines():
-                print(f"[{format_seconds(time.time() - start)}] {self.label}{line}", file=self.stream, flush=True)
+            stamp = format_seconds(time.time() - start)
+            lines = self.lines() or ([f"{self.heartbeat}: running"] if self.heartbeat else [])
+            for line in lines:
+                print(f"[{stamp}] {self.label}{line}", file=self.stream, flush=True)
 
     def __enter__(self) -> "Monitor":
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -64,3 +64,11 @@ def test_monitor_sets_the_directory_for_the_workers_and_restores_it(tmp_path, mo
     assert "task-a: done, 3 steps" in out.getvalue()
     with pytest.raises(KeyError, match="no chapter"):
         P.chapter_parameters("no/such", "smoke")
+
+
+def test_a_chapter_without_training_still_says_it_is_running(tmp_path):
+    out = io.StringIO()
+    with progress.Monitor(tmp_path / "p", every=0.2, stream=out, label="  ", heartbeat="baselines/stargan"):
+        time.sleep(0.5)
+    lines = out.getvalue().splitlines()
+    assert lines and all(l.startswith("[0:00]   baselines/stargan: running") for l in lines)
