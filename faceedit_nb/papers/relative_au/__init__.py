@@ -12,7 +12,8 @@ totals Eq. 8-9. "GANimation w/ v_rel" is GANimation's own iteration with its gen
 
 Modules: :mod:`.config` (settings, the series' configs), :mod:`.model` (v_rel, Eq. 2, the MSF module, the
 generator), :mod:`.losses` (one function per equation), :mod:`.train` (batches, one iteration, the editor,
-training and loading).
+training and loading), :mod:`.evaluation` (Table 3's reconstruction; edits against SynthFaces' re-renders),
+:mod:`.interactive` (the AU-slider editor of 04_results and its static figure).
 
 The paper -> code
 =================
@@ -53,6 +54,9 @@ Figure 4, 5     single- and multi-AU edits: 04_results
 Figure 6        comparison with GANimation: 04_results
 Figure 7        hard cases (occluded, flat-style "painting", a real photo from scikit-image): 04_results
 Figure 9        conditional-loss curves of critic and generator per k_MSF (``D/cond``, ``G/cond``): 03_ablations
+beyond paper    :func:`.evaluation.relative_edit_errors` (each single-AU relative edit against the true
+                re-render: image L1, AU error, share of the change inside the AU's true region);
+                :func:`.interactive.au_slider_editor` (17 sliders) and :func:`.interactive.slider_figure`
 ==============  ===========================================================================================
 """
 from .config import (CODE_STATES, CONDITIONS, DATASETS, GENERATORS, MSF_ROWS, OUR_CHOICES, PAPER_STATES, SERIES,
@@ -67,6 +71,10 @@ from .train import (OpenFaceBatches, RelativeAUBatches, build_relative_au, edit_
                     load_series, relative_au_editor, relative_au_optimizers, relative_au_schedule, relative_au_step,
                     seconds_per_iteration, train_relative_au)
 
-from . import config, losses, model, train  # noqa: E402
+from .evaluation import (REGION_THRESHOLD, inception_score_difference, locality_share, reconstruction_errors, relative_edit_errors,
+                         single_au_edits, true_region)
+from .interactive import au_slider_editor, slider_figure, v_rel_from
 
-__all__ = [name for mod in (config, losses, model, train) for name in mod.__all__]
+from . import config, evaluation, interactive, losses, model, train  # noqa: E402
+
+__all__ = [name for mod in (config, losses, model, train, evaluation, interactive) for name in mod.__all__]
