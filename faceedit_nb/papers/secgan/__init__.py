@@ -11,7 +11,7 @@ Only G_rgb is kept for editing. The series extends :mod:`faceedit_nb.papers.star
 
 Modules: :mod:`.config` (settings per backbone, the series, Table 1's numbers), :mod:`.model` (P, G_seg,
 D_seg, + Concat, editors), :mod:`.losses` (one function per equation), :mod:`.train` (P's pre-training,
-Algorithm 1, training and loading).
+Algorithm 1, training and loading), :mod:`.evaluation` (the series measured, Figure 5).
 
 The paper -> code
 =================
@@ -48,8 +48,9 @@ Table 2         :func:`.model.semantic_generator` / :func:`.model.semantic_discr
 Table 3         the same on AttGAN (label injected in the decoder, 1024 + n_a and 1536 + n_a channels)
 Figure 2        :func:`.model.build_secgan` (01_architecture)
 Figure 3        λ_sc sweep (03_ablations)
-Figure 4        per-attribute and per-expression accuracy (04_results)
-Figure 5        edits, difference heat maps and G_seg's translated masks (04_results)
+Figure 4        per-attribute and per-expression accuracy (04_results), :func:`.evaluation.class_difference`
+Figure 5        edits, difference heat maps and G_seg's translated masks, :func:`.evaluation.show_edits`;
+                the change inside the attribute's true region, :func:`.evaluation.change_focus` (04_results)
 Sec. 5 remark   "pre-training could be done at a small scale": ``parser_fraction`` (03_ablations)
 ==============  ===========================================================================================
 """
@@ -67,6 +68,9 @@ from .train import (SeCGANBatches, exponential_decay, load_parser, load_secgan, 
                     parser_training_set, pretrain_parser, secgan_optimizers, secgan_schedule, secgan_step,
                     train_all, train_secgan)
 
-from . import config, losses, model, train  # noqa: E402
+from .evaluation import (change_focus, class_difference, edit_classes, evaluate_all, focus_difference,
+                         show_edits)
 
-__all__ = [name for mod in (config, losses, model, train) for name in mod.__all__]
+from . import config, evaluation, losses, model, train  # noqa: E402
+
+__all__ = [name for mod in (config, losses, model, train, evaluation) for name in mod.__all__]

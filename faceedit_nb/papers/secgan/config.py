@@ -174,17 +174,19 @@ TABLE1 = {
 }
 
 
-def series_configs(profile: str, *, seed: int = 0, **overrides) -> dict[tuple[str, str, str], object]:
-    """The models of Table 1 on SynthFaces at a profile, keyed ``(domain, backbone, variant)``: StarGAN and
-    AttGAN on the 13 attributes (baseline, + concat, SeCGAN) and StarGAN on the 8 expressions (baseline,
-    SeCGAN), as the paper's CelebA and RaFD rows."""
+def series_configs(profile: str, *, seed: int = 0, dataset: str = "synthfaces", **overrides) -> dict[tuple[str, str, str], object]:
+    """The models of Table 1 at a profile, keyed ``(domain, backbone, variant)``: StarGAN and AttGAN on the 13
+    attributes (baseline, + concat, SeCGAN; the paper's CelebA rows) and StarGAN on the 8 expressions
+    (baseline, SeCGAN; its RaFD rows). On SynthFaces all eight; ``dataset="celeba"`` / ``"celebahq"`` keeps
+    the attribute rows, ``"rafd"`` the expression rows (``data_root`` in ``overrides``)."""
     out = {}
-    for variant in VARIANTS:
+    overrides = dict(overrides, dataset=dataset)
+    for variant in VARIANTS if dataset != "rafd" else ():
         out[("attributes13", "StarGAN", variant)] = SeCGANStarGANConfig.profile(
             profile, variant=variant, seed=seed, **overrides)
         out[("attributes13", "AttGAN", variant)] = SeCGANAttGANConfig.profile(
             profile, variant=variant, seed=seed, **overrides)
-    for variant in ("baseline", "secgan"):
+    for variant in ("baseline", "secgan") if dataset in ("synthfaces", "rafd") else ():
         out[("expression", "StarGAN", variant)] = SeCGANStarGANConfig.profile(
             profile, domain="expression", variant=variant, seed=seed, **overrides)
     return out

@@ -1,0 +1,136 @@
+"""Measuring the SeCGAN series on SynthFaces: the models' tables through the evaluation harness, per-class
+paired differences (Figure 4's claims), where an edit's change falls against the attribute's true region
+(SynthFaces re-renders every edit, so the region is known), and the figures of the results chapter."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ... import claims as C
+from ... import labels as L
+from ...metrics import evaluate, ground_truth_editor
+from ...metrics.protocols import flip_attribute
+
+__all__ = ["evaluate_all", "edit_classes", "class_difference", "change_focus", "focus_difference", "show_edits"]
+
+
+def evaluate_all(editors: dict, test, oracles, protocol: str, *, batch_size: int = 100, kid_subsets: int = 100,
+                 seed: int = 0, swav=None, ground_truth: bool = True) -> dict:
+    """``{name: EvalTable}`` of each editor on the same faces and targets (paired), the ground-truth
+    re-render first; ``swav`` (a path to SwAV weights) adds the paper's ssFID."""
+    tables = {}
+    if ground_truth:
+        editors = {"ground truth (re-render)": ground_truth_editor(test), **editors}
+    for name, ed in editors.items():
+        tables[name] = evaluate(ed, test, oracles, protocol=protocol, batch_size=batch_size, kid_subsets=kid_subsets,
+                                seed=seed, parse=False, swav=swav)
+    return tables
+
+
+def edit_classes(table, n_faces: int, batch_size: int, n_classes: int) -> torch.Tensor:
+    """The target class of each per-edit record (the harness stores edits batch by batch, target by target,
+    face by face); checked against the recorded face of every edit."""
+    cls, faces = [], []
+    for lo in range(0, n_faces, batch_size):
+        idx = torch.arange(lo, min(n_faces, lo + batch_size))
+        for k in range(n_classes):
+            cls.append(torch.full((len(idx),), k))
+            faces.append(idx)
+    cls, faces = torch.cat(cls), torch.cat(faces)
+    recorded = table.edits["face"]
+    if len(recorded) != len(faces) or not torch.equal(recorded.cpu().long(), faces):
+        raise ValueError("the table's edits are not in the harness's order (batch, target, face): "
+                         "evaluate with include_source=True and the same batch_size")
+    return cls
+
+
+def class_difference(a, b, k: int, *, metric: str, n_faces: int, batch_size: int, n_classes: int) -> C.Difference:
+    """Accuracy of table ``a`` minus ``b`` on the edits to class ``k`` only (McNemar, paired edits)."""
+    hits = f"{metric}_hit"
+    cls = edit_classes(a, n_faces, batch_size, n_classes)
+    keep = cls == k
+    if hits == "eea_hit":  # EEA records only edits with a known target: all of them in the expression protocol
+        keep = keep[: len(a.edits[hits])]
+    return C.paired_rate_difference(a.edits[hits][keep], b.edits[hits][keep])
+
+
+@torch.no_grad()
+def change_focus(editor, test, k: int, *, n: int | None = None, batch_size: int = 100, threshold: float = 0.05,
+                 domain: str = "attributes13") -> torch.Tensor:
+    """Per face, the share of an edit's change (mean absolute difference over the colour channels) that falls
+    inside the edit's true region: the pixels where SynthFaces' re-render with the target differs from the
+    input by more than ``threshold``. Edit ``k``: attribute ``k`` flipped (AttGAN's rule), or expression ``k``.
+    Faces whose true region is empty are skipped (NaN)."""
+    n = len(test) if n is None else n
+    gt = ground_truth_editor(test)
+    out = []
+    for lo in range(0, n, batch_size):
+        idx = torch.arange(lo, min(n, lo + batch_size))
+        b = test.batch(idx)
+        x = b["image"]
+        if domain == "expression":
+            src, trg = b["expression"], torch.full_like(b["expression"], k)
+        else:
+            src = b["attributes"].float()
+            trg = flip_attribute(src, k)
+        kw = {"indices": idx} if getattr(editor, "wants_indices", False) else {}
+        edited = editor(x, src, trg, **kw).float().clamp(-1, 1)
+        region = ((gt(x, src, trg, indices=idx) - x).abs().mean(1) > threshold).float()
+        change = (edited - x).abs().mean(1)
+        inside, total = (change * region).flatten(1).sum(1), change.flatten(1).sum(1)
+        share = torch.where(region.flatten(1).sum(1) > 0, inside / total.clamp_min(1e-12), torch.nan)
+        out.append(share)
+    return torch.cat(out)
+
+
+def focus_difference(a: torch.Tensor, b: torch.Tensor, *, seed: int = 0) -> C.Difference:
+    """Mean focus share of ``a`` minus ``b`` over the faces where both are defined (paired bootstrap)."""
+    ok = torch.isfinite(a) & torch.isfinite(b)
+    return C.paired_bootstrap(a[ok], b[ok], seed=seed)
+
+
+@torch.no_grad()
+def show_edits(models: dict, faces: dict, targets: torch.Tensor, *, domain: str, names: Sequence[str],
+               title: str = ""):
+    """Figure 5: per face, the input, each model's edit, each edit's difference heat map, P's mask of the input
+    and the mask G_seg translates it to (the model named last must be a SeCGAN). ``models``: name -> Trained."""
+    import matplotlib.pyplot as plt
+
+    from ... import viz
+    from .model import backbone_of
+    x = faces["image"]
+    src = faces["expression"] if domain == "expression" else faces["attributes"].float()
+    edits = {n: models[n].editor(x, src, targets).float().clamp(-1, 1) for n in names}
+    sec = models[names[-1]]
+    bb = backbone_of(sec.config)
+    s_in = sec.nets["P"](x)
+    s_out = sec.nets["G_seg"](sec.nets["P"].one_hot(x), bb.condition(sec.nets["G"], bb.labels(faces), _as_labels(
+        targets, domain)))
+    cols = 1 + 2 * len(names) + 2
+    rows = len(x)
+    fig, axes = plt.subplots(rows, cols, figsize=(7.5, 7.5 / cols * rows * 1.25), squeeze=False)
+    for i in range(rows):
+        panels = [("input", viz.to_numpy_image(x[i]), {})]
+        panels += [(n, viz.to_numpy_image(edits[n][i]), {}) for n in names]
+        panels += [(f"|{n} - input|", viz.difference_map(edits[n][i:i + 1], x[i:i + 1])[0],
+                    dict(cmap="inferno", vmin=0, vmax=1)) for n in names]
+        panels += [("P(input)", s_in[i].argmax(0), dict(cmap="tab20", vmin=0, vmax=19, interpolation="nearest")),
+                   ("G_seg mask", s_out[i].argmax(0), dict(cmap="tab20", vmin=0, vmax=19, interpolation="nearest"))]
+        for ax, (name, img, kw) in zip(axes[i], panels):
+            ax.imshow(img, **kw)
+            ax.set_axis_off()
+            if i == 0:
+                ax.set_title(name, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def _as_labels(targets: torch.Tensor, domain: str) -> torch.Tensor:
+    return targets.long() if domain == "expression" else targets.float()
+
+
+def target_names(domain: str) -> tuple[str, ...]:
+    return L.EXPRESSIONS if domain == "expression" else L.ATTRIBUTES
