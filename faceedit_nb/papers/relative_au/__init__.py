@@ -71,7 +71,7 @@ from .train import (OpenFaceBatches, RelativeAUBatches, build_relative_au, edit_
                     load_series, relative_au_editor, relative_au_optimizers, relative_au_schedule, relative_au_step,
                     seconds_per_iteration, train_relative_au)
 
-from .evaluation import (REGION_THRESHOLD, inception_score_difference, locality_share, reconstruction_errors, relative_edit_errors,
+from .evaluation import (REGION_THRESHOLD, hard_cases, inception_score_difference, photo_face, locality_share, reconstruction_errors, relative_edit_errors,
                          single_au_edits, true_region)
 from .interactive import au_slider_editor, slider_figure, v_rel_from
 

@@ -18,9 +18,10 @@ import torch
 from ... import labels as L
 from ...metrics.image import l1_error, psnr, ssim
 
-__all__ = ["inception_score_difference", "reconstruction_errors", "single_au_edits", "true_region", "locality_share", "relative_edit_errors",
+__all__ = ["photo_face", "hard_cases", "inception_score_difference", "reconstruction_errors", "single_au_edits", "true_region", "locality_share", "relative_edit_errors",
            "REGION_THRESHOLD"]
 
+PHOTO_CROP = (slice(20, 250), slice(140, 370))  # the face in scikit-image's 512 x 512 astronaut portrait
 REGION_THRESHOLD = 0.02  # a pixel is in an AU's true region when the re-render moves it by more (on [0, 1])
 
 
@@ -117,3 +118,33 @@ def inception_score_difference(a, b, *, metric: str = "is_own", splits: int = 10
     se = ((ra["std"] ** 2 + rb["std"] ** 2) / splits) ** 0.5
     return Difference(est, est - Z95 * se, est + Z95 * se, se, int(ra["n"]),
                       f"normal, spread over {splits} splits of {int(ra['n']):,} edits each side")
+
+
+def photo_face(size: int) -> torch.Tensor | None:
+    """A real photograph for Fig. 7: the face of scikit-image's bundled astronaut portrait (Eileen Collins,
+    NASA; public domain), cropped and resized to ``size`` (1, 3, size, size) in [-1, 1]. None when
+    scikit-image is not installed (it is optional: ``pip install scikit-image``)."""
+    try:
+        from skimage import data as skdata
+    except ImportError:
+        return None
+    import torch.nn.functional as F
+    photo = torch.from_numpy(skdata.astronaut()[PHOTO_CROP].copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+    return F.interpolate(photo, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(-1, 1)
+
+
+def hard_cases(size: int, *, index: int = 2, seed: int = 0, n: int = 64, n_identities: int = 8) -> dict[str, torch.Tensor]:
+    """Fig. 7's difficult inputs, each (1, 3, size, size): a SynthFaces test face with its mouth covered by a
+    grey band (an occlusion), the same person rendered in the flat, untextured style (a "painting"), and
+    :func:`photo_face` when scikit-image is installed."""
+    from ...data import SynthFaces
+    faces = {style: SynthFaces("test", size=size, n=n, n_identities=n_identities, seed=seed, au_mode="mixed",
+                               flat_fraction=float(style == "flat")).batch(torch.tensor([index]))["image"]
+             for style in ("photo", "flat")}
+    occluded = faces["photo"].clone()
+    occluded[:, :, int(0.62 * size):int(0.82 * size), int(0.3 * size):int(0.7 * size)] = 0.2
+    cases = {"occluded": occluded, "flat style": faces["flat"]}
+    photo = photo_face(size)
+    if photo is not None:
+        cases["photo (scikit-image)"] = photo
+    return cases

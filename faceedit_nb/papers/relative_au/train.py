@@ -197,7 +197,8 @@ def load_series(configs: dict[str, RelativeAUConfig], *, workers: int = 1, progr
                 threads: int | None = 1) -> dict[str, Trained]:
     """Every model of ``configs`` (:func:`.config.series_configs`), ``workers`` trainings at a time in their
     own processes (bit-identical to one by one), then all loaded from the cache."""
-    train_in_pool(_load_one, list(configs.values()), workers=workers, args=(progress, cache_dir, threads))
+    if workers > 1:  # train the missing ones in parallel first; loading is then a cache hit
+        train_in_pool(_load_one, list(configs.values()), workers=workers, args=(progress, cache_dir, threads))
     return {name: load_relative_au(c, progress=progress, cache_dir=cache_dir, threads=threads)
             for name, c in configs.items()}
 
