@@ -343,3 +343,23 @@ def test_bad_settings_are_clear_errors():
     with pytest.raises(ValueError, match="rafd.*not supported"):
         S.check_evaluation_data("rafd", "/data/RaFD")
     S.check_evaluation_data("synthfaces")
+
+
+@pytest.mark.parametrize("fmt,make", [("celeba", S.SeCGANAttGANConfig.smoke),
+                                      ("rafd", lambda **kw: S.SeCGANStarGANConfig.smoke(domain="expression", **kw))])
+def test_training_reads_the_papers_data_sets_and_a_celebamask_parser(tmp_path, fmt, make):
+    from faceedit_nb.data import export_synthfaces
+    root = export_synthfaces(tmp_path / fmt, fmt, n=16, size=64, split="train", n_identities=2)
+    masks = export_synthfaces(tmp_path / "celebamask-hq", "celebamask-hq", n=8, size=64, split=("train", "test"))
+    cfg = make(dataset=fmt, data_root=str(root), parser_data_root=str(masks), parser_masks=8)
+    b = S.SeCGANBatches(cfg)(0)
+    assert b["image"].shape == (cfg.batch_size, 3, 32, 32)
+    assert ("expression" if fmt == "rafd" else "attributes") in b
+    trained = S.load_secgan(cfg, outdir=tmp_path / "runs", cache_dir=tmp_path / "cache", progress=False, threads=1)
+    assert trained.stats[-1]["step"] == cfg.total_steps
+    assert len(S.parser_training_set(cfg)["image"]) == 8  # CelebAMask-HQ's export, not SynthFaces
+    _, report = S.load_parser(cfg, cache_dir=tmp_path / "cache")
+    assert report["data"].startswith("celebamaskhq:")
+    assert set(S.series_configs("smoke", dataset=fmt, data_root=str(root))) == (
+        {("expression", "StarGAN", v) for v in ("baseline", "secgan")} if fmt == "rafd"
+        else {("attributes13", b, v) for b in ("StarGAN", "AttGAN") for v in S.VARIANTS})
