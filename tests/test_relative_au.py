@@ -246,3 +246,69 @@ def test_training_reads_a_folder_of_faces_with_openface_au_files(tmp_path):
     assert tr.step == 4
     with pytest.raises(FileNotFoundError):
         R.RelativeAUBatches(cfg.replace(data_root=str(tmp_path / "missing")))
+
+
+def test_locality_share_and_true_region_on_hand_made_images():
+    x = torch.zeros(2, 3, 4, 4)
+    truth = x.clone()
+    truth[:, :, :2] = 1.0                                     # the AU truly moves the top half
+    region = R.true_region(x, truth)
+    assert region[:, :2].all() and not region[:, 2:].any()
+    edit = x.clone()
+    edit[0, :, :2] = 0.5                                      # face 0: change only inside the region
+    edit[1] = 0.5                                             # face 1: an even change everywhere
+    share = R.locality_share(x, edit, region)
+    assert share[0] == 1.0 and share[1] == pytest.approx(0.5)
+    assert R.locality_share(x, x, region).isnan().all()       # no change at all: undefined
+
+
+def test_reconstruction_and_relative_edit_errors_of_the_calibration_editors():
+    from faceedit_nb.data import SynthFaces
+    from faceedit_nb.metrics import ground_truth_editor, identity_editor
+    test = SynthFaces("test", size=32, n=8, n_identities=2, au_mode="mixed")
+    rec = R.reconstruction_errors(identity_editor, test, 8, batch_size=4)
+    assert (rec["l1"] == 0).all() and torch.isinf(rec["psnr"]).all() and rec["ssim"].min() > 0.999
+
+    class ReadsTheTarget:  # an AU oracle stand-in
+        def __init__(self):
+            self.target = None
+
+        def aus(self, images):
+            return torch.zeros(len(images), 17)
+
+    truth = R.relative_edit_errors(ground_truth_editor(test), test, ReadsTheTarget(), 8, aus=("AU12", "AU26"), batch_size=4)
+    nothing = R.relative_edit_errors(identity_editor, test, ReadsTheTarget(), 8, aus=("AU12", "AU26"), batch_size=4)
+    assert len(truth["gt_l1"]) == 16 and torch.equal(truth["face"], nothing["face"])  # paired, same order
+    assert (truth["gt_l1"] == 0).all() and (nothing["gt_l1"] > 0).all()
+    assert truth["locality"].nanmean() > 0.95 > 0.5 > truth["region_area"].mean()
+
+
+def test_inception_score_difference_from_the_splits():
+    class Table:
+        def __init__(self, value, std):
+            self.rows = [{"class": "overall", "metric": "is_own", "value": value, "std": std, "n": 100}]
+    d = R.inception_score_difference(Table(2.9, 0.04), Table(2.8, 0.03), splits=10)
+    assert d.estimate == pytest.approx(0.1) and d.se == pytest.approx(0.05 / math.sqrt(10))
+    assert d.low > 0
+
+
+def test_slider_editor_and_its_static_figure():
+    import matplotlib
+    matplotlib.use("Agg")
+    cfg = R.config_for("smoke")
+    G = R.build_relative_au(cfg)["G"].eval()
+    face = torch.zeros(1, 3, 32, 32)
+    widget = R.au_slider_editor(lambda v: R.edit_relative(G, cfg, face, v), face[0])
+    sliders = widget.children[0].children[0].children
+    assert [s.description for s in sliders] == list(L.AUS)
+    fig = R.slider_figure(lambda v: R.edit_relative(G, cfg, face, v), face[0], [{"AU12": 0.5}, {"AU01": 0.3, "AU26": 0.6}])
+    assert len(fig.axes) == 6
+    assert torch.equal(R.v_rel_from({"AU12": 0.5})[0], torch.eye(17)[L.AUS.index("AU12")] * 0.5)
+    with pytest.raises(KeyError, match="AU99"):
+        R.v_rel_from({"AU99": 1.0})
+
+
+def test_hard_cases_are_faces_of_the_requested_size():
+    cases = R.hard_cases(32, n=16, n_identities=2)
+    assert {"occluded", "flat style"} <= set(cases) and all(c.shape == (1, 3, 32, 32) for c in cases.values())
+    assert not torch.equal(cases["occluded"], cases["flat style"])

@@ -22,7 +22,15 @@ __all__ = ["photo_face", "hard_cases", "inception_score_difference", "reconstruc
            "REGION_THRESHOLD"]
 
 PHOTO_CROP = (slice(20, 250), slice(140, 370))  # the face in scikit-image's 512 x 512 astronaut portrait
-REGION_THRESHOLD = 0.02  # a pixel is in an AU's true region when the re-render moves it by more (on [0, 1])
+REGION_THRESHOLD = 0.002  # a pixel is in an AU's true region when the re-render moves it by more (on [0, 1]); the
+#                           re-render itself then keeps 97-99 % of its change inside (measured at 32 and 64 px)
+
+
+def _edit(editor, images, source, target, indices) -> torch.Tensor:
+    """``editor(images, source, target)``, with ``indices=`` for editors that want them (the ground truth)."""
+    if getattr(editor, "wants_indices", False):
+        return editor(images, source, target, indices=indices).float()
+    return editor(images, source, target).float()
 
 
 @torch.no_grad()
@@ -31,9 +39,10 @@ def reconstruction_errors(editor, dataset, n: int, *, batch_size: int = 100) -> 
     v_src)``, the edit to its own AUs."""
     out = {"l1": [], "psnr": [], "ssim": []}
     for lo in range(0, n, batch_size):
-        b = dataset.batch(torch.arange(lo, min(n, lo + batch_size)))
+        idx = torch.arange(lo, min(n, lo + batch_size))
+        b = dataset.batch(idx)
         x = b["image"]
-        rec = editor(x, b["aus"], b["aus"]).float()
+        rec = _edit(editor, x, b["aus"], b["aus"], idx)
         out["l1"].append(l1_error(rec, x))
         out["psnr"].append(psnr(rec, x))
         out["ssim"].append(ssim(rec, x))
@@ -50,7 +59,7 @@ def single_au_edits(editor, dataset, indices: torch.Tensor, au: str, delta: floa
     v_tgt = v_src.clone()
     k = L.AUS.index(au)
     v_tgt[:, k] = (v_tgt[:, k] + delta).clamp(0, 1)
-    edit = editor(b["image"], v_src, v_tgt).float()
+    edit = _edit(editor, b["image"], v_src, v_tgt, indices)
     truth = dataset.render_targets(indices, aus=v_tgt)["image"]
     return {"image": b["image"], "edit": edit, "truth": truth, "source_aus": v_src, "target_aus": v_tgt}
 
