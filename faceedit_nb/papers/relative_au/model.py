@@ -34,7 +34,7 @@ from torch import nn
 
 from ... import labels as L
 from ...nets import ganimation as ga_nets
-from ...nets.stargan import tile
+from ...nets import stargan as stargan_nets  # tile: the condition replicated over the image
 
 __all__ = ["relative_aus", "interpolated_aus", "generator_condition", "MSFModule", "UNetMSF", "build_generator",
            "RelativeAnimator", "MSF_LEVELS", "msf_levels"]
@@ -97,7 +97,7 @@ class MSFModule(nn.Module):
         self.out_norm = nn.Sequential(nn.InstanceNorm2d(channels, affine=True), nn.LeakyReLU(0.2))
 
     def forward(self, f_i: torch.Tensor, f_low: torch.Tensor, v_rel: torch.Tensor) -> torch.Tensor:
-        h = self.condition(tile(f_i, v_rel))
+        h = self.condition(stargan_nets.tile(f_i, v_rel))
         low = torch.cat([self.down(h), f_low], dim=1)
         fused = self.fuse_norm(self.high(h) + self.low_up(low))
         return self.out_norm(self.out3(fused) + self.out5(fused))
@@ -138,7 +138,7 @@ class UNetMSF(nn.Module):
         for d, enc in zip((2, 4, 8, 16), self.encoder):
             h = enc(h)
             out[f"enc{d}"] = h
-        low = out["bottleneck"] = self.bottleneck(tile(out["enc16"], c))
+        low = out["bottleneck"] = self.bottleneck(stargan_nets.tile(out["enc16"], c))
         for d in (8, 4, 2):
             if d in self.levels:  # f'_i = MSF(f_i, f'_{i+1}, v_rel)
                 low = out[f"skip{d}"] = self.msf[str(d)](out[f"enc{d}"], low, c)

@@ -29,9 +29,10 @@ __all__ = ["OpenFaceBatches", "RelativeAUBatches", "build_relative_au", "relativ
 class OpenFaceBatches(GANimationBatches):
     """GANimation's batches (targets: another face's AUs + U(-0.1, 0.1)) from a folder of faces with
     OpenFace AU files (:class:`faceedit_nb.data.OpenFaceAUs`, GANimation's layout; AffectNet crops with
-    their OpenFace CSVs, as the paper), its train split decoded once into memory."""
+    their OpenFace CSVs, as the paper), its train split decoded once into memory. It fills the fields that
+    GANimation's batches read instead of calling their constructor (which renders SynthFaces)."""
 
-    def __init__(self, cfg: RelativeAUConfig, split: str = "train"):  # noqa: super().__init__ renders SynthFaces
+    def __init__(self, cfg: RelativeAUConfig, split: str = "train"):
         from ...data import OpenFaceAUs
         ds = OpenFaceAUs(cfg.data_root, split, size=cfg.image_size)
         self.n, self.batch_size, self.flip, self.seed, self.noise = len(ds), cfg.batch_size, cfg.flip, cfg.seed, cfg.target_noise
