@@ -363,3 +363,26 @@ def test_training_reads_the_papers_data_sets_and_a_celebamask_parser(tmp_path, f
     assert set(S.series_configs("smoke", dataset=fmt, data_root=str(root))) == (
         {("expression", "StarGAN", v) for v in ("baseline", "secgan")} if fmt == "rafd"
         else {("attributes13", b, v) for b in ("StarGAN", "AttGAN") for v in S.VARIANTS})
+
+
+def test_per_class_and_group_differences_read_the_harness_order():
+    class Table:  # per-edit records as the harness stores them: batch by batch, target by target, face by face
+        def __init__(self, hits):
+            self.edits = {"face": faces, "attribute_accuracy_hit": hits}
+    n_faces, batch_size, n_classes = 5, 3, 4
+    faces = torch.cat([torch.arange(lo, min(n_faces, lo + batch_size)).repeat(n_classes)
+                       for lo in range(0, n_faces, batch_size)])
+    cls = S.edit_classes(Table(torch.zeros(len(faces))), n_faces, batch_size, n_classes)
+    assert torch.equal(cls[:6], torch.tensor([0, 0, 0, 1, 1, 1]))
+    # a is right on every edit to class 1, b on none; elsewhere both are right
+    a, b = Table((cls != 9).float()), Table((cls != 1).float())
+    d = S.class_difference(a, b, 1, metric="attribute_accuracy", n_faces=n_faces, batch_size=batch_size,
+                           n_classes=n_classes)
+    assert d.estimate == pytest.approx(1.0)
+    assert S.class_difference(a, b, 0, metric="attribute_accuracy", n_faces=n_faces, batch_size=batch_size,
+                              n_classes=n_classes).estimate == pytest.approx(0.0)
+    g = S.group_gain_difference(a, b, [1], metric="attribute_accuracy", n_faces=n_faces, batch_size=batch_size,
+                                n_classes=n_classes)
+    assert g.estimate == pytest.approx(1.0) and g.low == pytest.approx(1.0)  # every face: +1 on class 1, 0 elsewhere
+    with pytest.raises(ValueError, match="order"):
+        S.edit_classes(Table(torch.zeros(len(faces))), n_faces, 2, n_classes)

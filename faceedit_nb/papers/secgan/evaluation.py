@@ -12,7 +12,8 @@ from ... import labels as L
 from ...metrics import evaluate, ground_truth_editor
 from ...metrics.protocols import flip_attribute
 
-__all__ = ["evaluate_all", "edit_classes", "class_difference", "change_focus", "focus_difference", "show_edits"]
+__all__ = ["evaluate_all", "edit_classes", "class_difference", "group_gain_difference", "change_focus",
+           "focus_difference", "show_edits"]
 
 
 def evaluate_all(editors: dict, test, oracles, protocol: str, *, batch_size: int = 100, kid_subsets: int = 100,
@@ -53,6 +54,25 @@ def class_difference(a, b, k: int, *, metric: str, n_faces: int, batch_size: int
     if hits == "eea_hit":  # EEA records only edits with a known target: all of them in the expression protocol
         keep = keep[: len(a.edits[hits])]
     return C.paired_rate_difference(a.edits[hits][keep], b.edits[hits][keep])
+
+
+def group_gain_difference(a, b, group: Sequence[int], *, metric: str, n_faces: int, batch_size: int, n_classes: int,
+                          n_boot: int = 1000, seed: int = 0) -> C.Difference:
+    """Whether ``a`` gains more over ``b`` on the classes of ``group`` than on the others: per face, the mean
+    gain in hits (a - b) over its edits to ``group`` minus that over its other edits, averaged over faces
+    (paired bootstrap over faces). The paper's "gains largest on shape attributes" as one number."""
+    hits = f"{metric}_hit"
+    cls = edit_classes(a, n_faces, batch_size, n_classes)
+    faces = a.edits["face"].long()
+    gain = a.edits[hits].double() - b.edits[hits].double()
+    in_group = torch.isin(cls, torch.as_tensor(list(group)))
+    per_face_in, per_face_out = torch.zeros(n_faces, dtype=torch.float64), torch.zeros(n_faces, dtype=torch.float64)
+    per_face_in.index_add_(0, faces[in_group], gain[in_group])
+    per_face_out.index_add_(0, faces[~in_group], gain[~in_group])
+    n_in = torch.bincount(faces[in_group], minlength=n_faces).clamp_min(1)
+    n_out = torch.bincount(faces[~in_group], minlength=n_faces).clamp_min(1)
+    return C.paired_bootstrap(per_face_in / n_in, per_face_out / n_out, n_boot=n_boot, seed=seed,
+                              test=f"paired bootstrap over {n_faces:,} faces (gain on the group minus gain elsewhere)")
 
 
 @torch.no_grad()
