@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 __all__ = ["Profiles", "EngineSettings"]
 
@@ -49,10 +50,14 @@ class EngineSettings(Profiles):
     curve_oracles: str = "paper"  # the oracles' profile that measures the curve (cpu / smoke configs: theirs)
     version: int = 1              # bump when the training code changes in a way that matters
 
+    _UNHASHED_DEFAULTS: ClassVar[dict] = {}  # field -> the value at which a field added later is left out of the key
+
     def unhashed_fields(self) -> tuple[str, ...]:
-        """Fields left out of the cache key (faceedit_nb.cache): the learning-curve settings while no curve is
-        measured (they change nothing then), so that models cached before they existed keep their keys."""
-        return ("curve_every", "curve_faces", "curve_oracles") if not self.curve_every else ()
+        """Fields left out of the cache key (faceedit_nb.cache), so that models cached before these fields
+        existed keep their keys: the learning-curve settings while no curve is measured (they change nothing
+        then), and each field of ``_UNHASHED_DEFAULTS`` while it holds the value that means "as before"."""
+        out = () if self.curve_every else ("curve_every", "curve_faces", "curve_oracles")
+        return out + tuple(k for k, v in self._UNHASHED_DEFAULTS.items() if getattr(self, k) == v)
 
     @property
     def steps_per_epoch(self) -> int:

@@ -168,12 +168,12 @@ def test_ganimation_with_relative_aus_feeds_the_difference():
     G.register_forward_pre_hook(lambda m, args: seen.append(args[1].clone()))
     y_org, y_trg = torch.rand(2, 17), torch.rand(2, 17)
     x = torch.randn(2, 3, 32, 32)
-    animator = R.RelativeAnimator(G).pair(y_org, y_trg)
-    animator.animate(x, y_trg)
-    animator.animate(x, y_org)
+    from faceedit_nb.papers.ganimation import generator_condition  # what ganimation_step feeds G
+    assert cfg.condition == "relative" and isinstance(cfg, GANimationConfig)
+    G.animate(x, generator_condition(y_org, y_trg, cfg))
+    G.animate(x, generator_condition(y_trg, y_org, cfg))
     assert torch.allclose(seen[0], y_trg - y_org) and torch.allclose(seen[1], y_org - y_trg)
-    with pytest.raises(KeyError, match="pair"):
-        animator.animate(x, y_trg.clone())
+    assert torch.equal(generator_condition(y_org, y_trg, GANimationConfig.smoke()), y_trg)  # GANimation's own
     # the editor: v_rel = target - source, so an edit to the source AUs is v_rel = 0 for every model
     edit = R.relative_au_editor(G, cfg)
     assert torch.allclose(edit(x, y_org, y_org), R.edit_relative(G, cfg, x, torch.zeros(1, 17)))

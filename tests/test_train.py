@@ -473,3 +473,23 @@ def test_a_learning_curve_is_measured_without_changing_the_training(tmp_path):
     assert not any("eval/mean_out" in r for r in plain.history)
     with pytest.raises(ValueError, match="eval_every"):
         SG.train_stargan(cfg, run_dir=tmp_path / "bad", progress=False, curve=curve, curve_every=0)
+
+
+def test_ganimation_with_relative_aus_through_its_config(tmp_path):
+    # Ling et al.'s "GANimation w/ v_rel" is GANimation with condition="relative": the same step, the
+    # generator fed y_trg - y_org, the editor fed target - source; the absolute config keeps its old key
+    from faceedit_nb.cache import canonical_json
+    rel = GA.GANimationConfig.smoke(condition="relative", curve_every=0)
+    assert "condition" not in json.loads(canonical_json(GA.GANimationConfig.paper()))
+    assert json.loads(canonical_json(rel))["condition"] == "relative"
+    tr = GA.train_ganimation(rel, run_dir=tmp_path / "rel", progress=False)
+    G = tr.models["G"].eval()
+    seen = []
+    G.register_forward_pre_hook(lambda m, args: seen.append(args[1].clone()))
+    x, src, trg = torch.randn(2, 3, 32, 32), torch.rand(2, 17), torch.rand(2, 17)
+    with torch.no_grad():
+        GA.ganimation_editor(G, rel)(x, src, trg)
+        GA.ganimation_editor(G, GA.GANimationConfig.smoke())(x, src, trg)
+    assert torch.allclose(seen[0], trg - src) and torch.equal(seen[1], trg)
+    with pytest.raises(ValueError, match="condition"):
+        GA.GANimationConfig.smoke(condition="both")

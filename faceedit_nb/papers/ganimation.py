@@ -24,8 +24,8 @@ from ..methods import (SynthFacesBatches, Trained, adam, critic_real_fake, froze
 from ..nets import ganimation as nets
 from ..train import Trainer, epoch_linear_decay
 
-__all__ = ["GANimationConfig", "GANimationBatches", "build_ganimation", "ganimation_optimizers", "ganimation_step",
-           "ganimation_editor", "train_ganimation", "load_ganimation", "chapter_configs"]
+__all__ = ["GANimationConfig", "GANimationBatches", "generator_condition", "build_ganimation", "ganimation_optimizers",
+           "ganimation_step", "ganimation_editor", "train_ganimation", "load_ganimation", "chapter_configs"]
 
 # =========================================================================================================
 # GANimation (Pumarola et al., ECCV 2018; albertpumarola/GANimation)
@@ -47,6 +47,8 @@ class GANimationConfig(EngineSettings):
     d_conv_dim: int = 64
     d_repeat_num: int = 6         # default_d_repeat(image_size)
     convention: str = "code"      # composite: "code" A*x + (1-A)*C (official) or "paper" (Eq. 1 of arXiv v1)
+    condition: str = "absolute"   # the generator's condition: "absolute" target AUs (GANimation) or "relative"
+    #                               v_rel = y_trg - y_org (Ling et al.'s Eq. 1; their "GANimation w/ v_rel")
     # loss weights (official names)
     lambda_D_prob: float = 1.0    # adversarial terms
     lambda_D_cond: float = 4000.0  # AU regression (MSE, further / batch)
@@ -71,6 +73,12 @@ class GANimationConfig(EngineSettings):
                   n_identities=8, g_conv_dim=8, g_repeat_num=1, d_conv_dim=8, d_repeat_num=4, batch_size=8,
                   train_G_every_n_iterations=2, nepochs_no_decay=1, nepochs_decay=1, log_every=2,
                   sample_every=8, snapshot_every=4)
+
+    _UNHASHED_DEFAULTS = {"condition": "absolute"}  # added later: models cached before it keep their keys
+
+    def __post_init__(self):
+        if self.condition not in ("absolute", "relative"):
+            raise ValueError(f"condition must be 'absolute' or 'relative'; got {self.condition!r}")
 
     @property
     def total_steps(self) -> int:
@@ -107,16 +115,25 @@ class GANimationBatches(SynthFacesBatches):
         return batch
 
 
+def generator_condition(y_from: torch.Tensor, y_to: torch.Tensor, cfg: GANimationConfig) -> torch.Tensor:
+    """What the generator is given to edit AUs ``y_from`` into ``y_to``: ``y_to`` itself (GANimation), or the
+    relative AUs ``y_to - y_from`` (``cfg.condition == "relative"``, Ling et al.'s Eq. 1)."""
+    return y_to - y_from if cfg.condition == "relative" else y_to
+
+
 def ganimation_step(tr: Trainer, cfg: GANimationConfig, batch: dict, i: int) -> dict:
     """One iteration of GANimation (``models/ganimation.py``): a critic step (adversarial + AU regression
     on real images), a separate gradient-penalty step, and every ``train_G_every_n_iterations`` batches a
-    generator step (adversarial, AU regression of the fake, cycle, attention mean and smoothness)."""
+    generator step (adversarial, AU regression of the fake, cycle, attention mean and smoothness). The
+    generator's condition follows ``cfg.condition`` (:func:`generator_condition`); the critic always
+    regresses absolute AUs."""
     G, D = tr.models["G"], tr.models["D"]
     x, y_org, y_trg = batch["image"], batch["aus"], batch["aus_trg"]
+    c_trg, c_org = generator_condition(y_org, y_trg, cfg), generator_condition(y_trg, y_org, cfg)
 
     # Critic: -D_I(x) + l_cond ||D_y(x) - y_org||^2 + D_I(G(x | y_trg))
     with torch.no_grad():
-        x_fake, _ = G.animate(x, y_trg)
+        x_fake, _ = G.animate(x, c_trg)
     (d_src, d_aus), (fake_src, _) = critic_real_fake(D, x, x_fake)
     d_real, d_fake = losses.wgan_critic_loss(d_src, fake_src)
     d_cond = losses.au_mse(d_aus, y_org)
@@ -132,9 +149,9 @@ def ganimation_step(tr: Trainer, cfg: GANimationConfig, batch: dict, i: int) -> 
     # Generator: adversarial + AU regression of the fake + cycle + attention regularisers
     if (i + 1) % cfg.train_G_every_n_iterations == 0:
         with frozen(D):
-            x_fake, a_fake = G.animate(x, y_trg)
+            x_fake, a_fake = G.animate(x, c_trg)
             g_src, g_aus = D(x_fake)
-            x_rec, a_rec = G.animate(x_fake, y_org)
+            x_rec, a_rec = G.animate(x_fake, c_org)
             g_fake = losses.wgan_generator_loss(g_src)
             g_cond = losses.au_mse(g_aus, y_trg)
             g_cyc = losses.l1(x_rec, x)
@@ -151,7 +168,7 @@ def ganimation_step(tr: Trainer, cfg: GANimationConfig, batch: dict, i: int) -> 
 def ganimation_editor(G: nets.Generator, cfg: GANimationConfig) -> Callable:
     """``editor(images, source_aus, target_aus)`` for the evaluation harness (AU protocols)."""
     def edit(images, source, target):
-        return G.animate(images, target.float())[0]
+        return G.animate(images, generator_condition(source.float(), target.float(), cfg))[0]
     return edit
 
 
@@ -169,7 +186,8 @@ def train_ganimation(cfg: GANimationConfig, run_dir=None, progress: bool = True,
         x = fixed["image"].to(next(G.parameters()).device)
         cols = [x]
         for k in shown:
-            fake, att = G.animate(x, L.PROTOTYPES[k].to(x.device).expand(len(x), -1))
+            target = L.PROTOTYPES[k].to(x.device).expand(len(x), -1)
+            fake, att = G.animate(x, generator_condition(fixed["aus"].to(x.device), target, cfg))
             cols += [fake, att.expand_as(x) * 2 - 1]
         return cols
 

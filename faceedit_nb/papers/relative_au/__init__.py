@@ -65,7 +65,7 @@ from .config import (CODE_STATES, CONDITIONS, DATASETS, GENERATORS, MSF_ROWS, OU
 from .losses import (adversarial_loss_d, adversarial_loss_g, condition_loss_d, condition_loss_g,
                      cycle_reconstruction_loss, discriminator_loss, generator_loss, gradient_penalty_loss,
                      reconstruction_loss, self_reconstruction_loss, total_variation_loss)
-from .model import (MSF_LEVELS, MSFModule, RelativeAnimator, UNetMSF, build_generator, generator_condition,
+from .model import (MSF_LEVELS, MSFModule, UNetMSF, build_generator, generator_condition,
                     interpolated_aus, msf_levels, relative_aus)
 from .train import (OpenFaceBatches, RelativeAUBatches, build_relative_au, edit_relative, load_relative_au,
                     load_series, relative_au_editor, relative_au_optimizers, relative_au_schedule, relative_au_step,

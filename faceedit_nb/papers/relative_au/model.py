@@ -37,7 +37,7 @@ from ...nets import ganimation as ga_nets
 from ...nets import stargan as stargan_nets  # tile: the condition replicated over the image
 
 __all__ = ["relative_aus", "interpolated_aus", "generator_condition", "MSFModule", "UNetMSF", "build_generator",
-           "RelativeAnimator", "MSF_LEVELS", "msf_levels"]
+           "MSF_LEVELS", "msf_levels"]
 
 MSF_LEVELS = (8, 4, 2)  # the skips an MSF module can replace, as divisors of the image side, lowest first
 
@@ -163,30 +163,3 @@ def build_generator(generator: str, *, ngf: int, k_msf: int = 3, repeat_num: int
     if generator == "ganimation":
         return ga_nets.init_weights(ga_nets.Generator(ngf, len(L.AUS), repeat_num, convention))
     raise ValueError(f"generator must be 'unet_msf' or 'ganimation'; got {generator!r}")
-
-
-class RelativeAnimator(nn.Module):
-    """GANimation's generator fed relative AUs, with GANimation's interface: ``animate(x, y)`` edits to the
-    absolute AUs ``y`` by giving the generator ``y - v_src``, where ``v_src`` is the other AU set of the
-    current pair (:meth:`pair`). This lets :func:`faceedit_nb.papers.ganimation.ganimation_step` train
-    "GANimation w/ v_rel" unchanged: it asks for ``animate(x, y_trg)`` (fed ``y_trg - y_org``) and, for the
-    cycle, ``animate(x_fake, y_org)`` (fed ``y_org - y_trg``). Tensors are matched by identity, so only the
-    two tensors of the pair are accepted."""
-
-    def __init__(self, G: nn.Module):
-        super().__init__()
-        self.G = G
-        self._src: dict[int, torch.Tensor] = {}
-
-    def pair(self, y_org: torch.Tensor, y_trg: torch.Tensor) -> "RelativeAnimator":
-        """The batch's two AU sets: each is the source of an edit to the other."""
-        self._src = {id(y_org): y_trg, id(y_trg): y_org}
-        return self
-
-    def animate(self, x: torch.Tensor, y: torch.Tensor):
-        if id(y) not in self._src:
-            raise KeyError("RelativeAnimator.animate: call pair(y_org, y_trg) with the batch's AU tensors first")
-        return self.G.animate(x, relative_aus(y, self._src[id(y)]))
-
-    def forward(self, x: torch.Tensor, v_rel: torch.Tensor):
-        return self.G(x, v_rel)

@@ -19,7 +19,7 @@ from .config import RelativeAUConfig
 from .losses import (adversarial_loss_d, adversarial_loss_g, condition_loss_d, condition_loss_g, discriminator_loss,
                      generator_loss, gradient_penalty_loss, self_reconstruction_loss, cycle_reconstruction_loss,
                      total_variation_loss)
-from .model import RelativeAnimator, build_generator, generator_condition
+from .model import build_generator, generator_condition
 
 __all__ = ["OpenFaceBatches", "RelativeAUBatches", "build_relative_au", "relative_au_optimizers",
            "relative_au_schedule", "relative_au_step", "edit_relative", "relative_au_editor", "train_relative_au",
@@ -84,23 +84,12 @@ def relative_au_schedule(cfg: RelativeAUConfig) -> Callable[[int], float]:
     return lambda step: max(floor, decay(step))
 
 
-class _WithModels:
-    """A trainer seen with other models under the same names (``update`` and the rest are the trainer's)."""
-
-    def __init__(self, tr: Trainer, **models):
-        self._tr, self.models = tr, {**tr.models, **models}
-
-    def __getattr__(self, name):
-        return getattr(self._tr, name)
-
-
 def relative_au_step(tr: Trainer, cfg: RelativeAUConfig, batch: dict, i: int) -> dict:
     """One iteration: a critic step (Eq. 8), its gradient-penalty step (Eq. 3) and, every
     ``train_G_every_n_iterations`` batches, a generator step (Eq. 9). "GANimation w/ v_rel"
     (``generator="ganimation"``) is GANimation's own iteration with its generator fed v_rel."""
-    if cfg.generator == "ganimation":
-        animator = RelativeAnimator(tr.models["G"]).pair(batch["aus"], batch["aus_trg"])
-        return ganimation_step(_WithModels(tr, G=animator), cfg, batch, i)
+    if cfg.generator == "ganimation":  # GANimation's own step; its config's condition="relative" feeds v_rel
+        return ganimation_step(tr, cfg, batch, i)
     G, D = tr.models["G"], tr.models["D"]
     x, v_src, v_tgt = batch["image"], batch["aus"], batch["aus_trg"]
     c_edit = generator_condition(v_src, v_tgt, cfg.condition)   # v_rel (Eq. 1), or v_tgt without v_rel
