@@ -29,7 +29,7 @@ __all__ = ["Job", "chapter_parameters", "shared_jobs", "prebuild", "main"]
 @dataclass(frozen=True)
 class Job:
     """One model to have in the cache: ``kind`` says how to train it, ``config`` what."""
-    kind: str             # "oracle", "stargan", "ganimation", "attgan", "hier-parser", "hierarchical"
+    kind: str             # "oracle", "stargan", "ganimation", "attgan", "hier-parser", "hierarchical", "relative_au"
     label: str            # what the progress lines call it
     config: Any           # the config (oracles: (name, size, profile, seed))
     stage: int = 0        # 1: needs a model of stage 0 (a hierarchical model starts from a StarGAN)
@@ -56,6 +56,12 @@ class Job:
 
     def cached(self) -> bool:
         return is_cached(self.cache_name, self._cache_config())
+
+
+def chapter_names() -> list[str]:
+    """The chapters of the book (names under ``notebooks/``)."""
+    from . import book
+    return list(book.find_notebooks(book.Layout().notebooks_dir))
 
 
 def chapter_parameters(name: str, profile: str) -> dict[str, Any]:
@@ -115,10 +121,20 @@ def shared_jobs(profile: str) -> list[Job]:
                 add("hier-parser", f"parser of '{name}'", cfg)
             add("hierarchical", f"hierarchical: {name}", cfg, stage=1)
 
+    names = chapter_names()
+    if "relative_au/04_results" in names:  # Ling et al.: the six models its 02, 03 and 04 load
+        from .papers import relative_au as R
+        p = chapter_parameters("relative_au/04_results", profile)
+        series = R.series_configs(p["profile"], seed=p["seed"])
+        for name, cfg in series.items():
+            add("relative_au", f"relative AUs: {name}", cfg)
+        oracle_sets.add((cfg.image_size, p["oracle_profile"], p["seed"]))
+
     for size, oracle_profile, seed in sorted(oracle_sets):
         for name in ORACLES:
             add("oracle", f"oracle {name} ({size} px, {oracle_profile})", (name, size, oracle_profile, seed))
-    order = {"oracle": 1, "stargan": 0, "ganimation": 2, "attgan": 3, "hier-parser": 4, "hierarchical": 5}
+    order = {"oracle": 1, "stargan": 0, "ganimation": 2, "attgan": 3, "hier-parser": 4, "relative_au": 5,
+             "hierarchical": 6}
     return sorted(jobs, key=lambda j: (j.stage, order[j.kind]))
 
 
@@ -137,6 +153,9 @@ def _run(job: Job) -> tuple[str, float]:
         load = {"stargan": stargan.load_stargan, "ganimation": ganimation.load_ganimation,
                 "attgan": attgan.load_attgan}[kind]
         load(cfg, progress=False, threads=1)
+    elif kind == "relative_au":
+        from .papers.relative_au import load_relative_au
+        load_relative_au(cfg, progress=False, threads=1)
     elif kind == "hier-parser":
         from .papers.seg_hierarchical import load_parser
         load_parser(cfg, threads=1)
