@@ -386,3 +386,17 @@ def test_per_class_and_group_differences_read_the_harness_order():
     assert g.estimate == pytest.approx(1.0) and g.low == pytest.approx(1.0)  # every face: +1 on class 1, 0 elsewhere
     with pytest.raises(ValueError, match="order"):
         S.edit_classes(Table(torch.zeros(len(faces))), n_faces, 2, n_classes)
+
+
+def test_change_focus_is_one_for_the_true_edit_and_lower_for_a_global_change():
+    from faceedit_nb.data import SynthFaces
+    from faceedit_nb.metrics import ground_truth_editor
+    test = SynthFaces("test", size=32, n=8, n_identities=2, seed=0, background="identity")
+    k = L.ATTRIBUTES.index("Bangs")
+    regions = S.true_regions(test, k)
+    truth = S.change_focus(ground_truth_editor(test), test, k, regions=regions, threshold=0.05)
+    ok = torch.isfinite(truth)
+    assert ok.any() and (truth[ok] > 0.9).all()  # the re-render changes (almost) only its own region
+    brighter = S.change_focus(lambda x, s, t: (x + 0.2).clamp(-1, 1), test, k, regions=regions)
+    assert (brighter[ok] < truth[ok]).all()
+    assert S.focus_difference(truth, brighter).estimate > 0
