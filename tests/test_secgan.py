@@ -400,3 +400,14 @@ def test_change_focus_is_one_for_the_true_edit_and_lower_for_a_global_change():
     brighter = S.change_focus(lambda x, s, t: (x + 0.2).clamp(-1, 1), test, k, regions=regions)
     assert (brighter[ok] < truth[ok]).all()
     assert S.focus_difference(truth, brighter).estimate > 0
+
+
+def test_is_difference_from_the_spread_over_splits():
+    from faceedit_nb.metrics.table import EvalTable
+    a, b = EvalTable(), EvalTable()
+    a.add("overall", "is_own", 3.0, 100, std=0.2)
+    b.add("overall", "is_own", 2.5, 100, std=0.4)
+    d = S.is_difference(a, b)
+    se = math.sqrt(0.2 ** 2 + 0.4 ** 2) / math.sqrt(10)
+    assert d.estimate == pytest.approx(0.5) and d.se == pytest.approx(se)
+    assert d.low == pytest.approx(0.5 - 1.959964 * se)

@@ -69,7 +69,7 @@ from .train import (SeCGANBatches, exponential_decay, load_parser, load_secgan, 
                     train_all, train_secgan)
 
 from .evaluation import (change_focus, class_difference, edit_classes, evaluate_all, focus_difference,
-                         group_gain_difference, show_edits, true_regions)
+                         group_gain_difference, is_difference, show_edits, true_regions)
 
 from . import config, evaluation, losses, model, train  # noqa: E402
 

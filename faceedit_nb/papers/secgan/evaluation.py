@@ -12,7 +12,7 @@ from ... import labels as L
 from ...metrics import evaluate, ground_truth_editor
 from ...metrics.protocols import flip_attribute
 
-__all__ = ["evaluate_all", "edit_classes", "class_difference", "group_gain_difference", "true_regions",
+__all__ = ["evaluate_all", "is_difference", "edit_classes", "class_difference", "group_gain_difference", "true_regions",
            "change_focus", "focus_difference", "show_edits"]
 
 
@@ -47,6 +47,19 @@ def evaluate_all(editors: dict, test, oracles, protocol: str, *, batch_size: int
         tables[name] = evaluate(ed, test, oracles, protocol=protocol, batch_size=batch_size, kid_subsets=kid_subsets,
                                 seed=seed, parse=False, swav=swav)
     return tables
+
+
+def is_difference(a, b, *, splits: int = 10) -> C.Difference:
+    """IS (own features) of table ``a`` minus ``b``. IS has no per-edit value to pair: the standard error of each
+    comes from its spread over the ``splits`` subsets (std / sqrt(splits)), combined as independent (normal
+    approximation)."""
+    def row(t):
+        return next(r for r in t.rows if r["metric"] == "is_own" and r["class"] == "overall")
+    ra, rb = row(a), row(b)
+    est = ra["value"] - rb["value"]
+    se = float(((ra["std"] or 0.0) ** 2 + (rb["std"] or 0.0) ** 2) ** 0.5 / splits ** 0.5)
+    return C.Difference(est, est - C.Z95 * se, est + C.Z95 * se, se, splits,
+                        f"IS over {splits} splits, normal approximation")
 
 
 def edit_classes(table, n_faces: int, batch_size: int, n_classes: int) -> torch.Tensor:
