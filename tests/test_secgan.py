@@ -411,3 +411,18 @@ def test_is_difference_from_the_spread_over_splits():
     se = math.sqrt(0.2 ** 2 + 0.4 ** 2) / math.sqrt(10)
     assert d.estimate == pytest.approx(0.5) and d.se == pytest.approx(se)
     assert d.low == pytest.approx(0.5 - 1.959964 * se)
+
+
+@pytest.mark.parametrize("make", [S.SeCGANStarGANConfig.smoke, S.SeCGANAttGANConfig.smoke])
+def test_the_consistency_losses_reach_both_generators_and_nothing_else(make, tmp_path):
+    batch = S.SeCGANBatches(make())(0)
+    after = {}
+    for lam in (0.0, 1.0):
+        cfg = make(lambda_sc=lam)
+        tr = _trainer(cfg, tmp_path, f"sc{lam}")
+        n = S.backbone_of(cfg).n_critic
+        torch.manual_seed(0)
+        S.secgan_step(tr, cfg, batch, n - 1)  # critics, then both generators
+        after[lam] = {k: [p.detach().clone() for p in tr.models[k].parameters()] for k in ("G", "G_seg", "D", "D_seg")}
+    differ = {k: any(not torch.equal(a, b) for a, b in zip(after[0.0][k], after[1.0][k])) for k in after[0.0]}
+    assert differ == {"G": True, "G_seg": True, "D": False, "D_seg": False}
