@@ -174,7 +174,8 @@ TABLE1 = {
 }
 
 
-def series_configs(profile: str, *, seed: int = 0, dataset: str = "synthfaces", **overrides) -> dict[tuple[str, str, str], object]:
+def series_configs(profile: str, *, seed: int = 0, dataset: str = "synthfaces",
+                   **overrides) -> dict[tuple[str, str, str], object]:
     """The models of Table 1 at a profile, keyed ``(domain, backbone, variant)``: StarGAN and AttGAN on the 13
     attributes (baseline, + concat, SeCGAN; the paper's CelebA rows) and StarGAN on the 8 expressions
     (baseline, SeCGAN; its RaFD rows). On SynthFaces all eight; ``dataset="celeba"`` / ``"celebahq"`` keeps

@@ -18,11 +18,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ... import labels as L
+from ... import losses
 from ...methods import seeded
 from ...nets import parsing
 from ..attgan import attgan_editor, build_attgan
 from ..stargan import build_stargan, stargan_domain_vector, stargan_editor, stargan_labels
-from .config import SeCGANAttGANConfig, SeCGANStarGANConfig
+from .config import SeCGANStarGANConfig
 
 __all__ = ["N_SEGMENTS", "SEGMENT_MATRIX", "segment_probabilities", "one_hot_segments", "FrozenParser",
            "build_parser", "rechannel", "semantic_generator", "semantic_discriminator", "concat_generator",
@@ -72,34 +73,34 @@ def build_parser(cfg) -> parsing.UNet:
     return seeded(cfg.seed, lambda: parsing.UNet(base=cfg.parser_width))
 
 
+_CONVS = (nn.Conv2d, nn.ConvTranspose2d)
+
+
 def _like(conv: nn.Module, n_in: int, n_out: int) -> nn.Module:
     """A conv / transposed conv with the hyper-parameters of ``conv`` and other channel counts."""
-    kind = type(conv)
-    return kind(n_in, n_out, conv.kernel_size, conv.stride, conv.padding, bias=conv.bias is not None)
+    return type(conv)(n_in, n_out, conv.kernel_size, conv.stride, conv.padding, bias=conv.bias is not None)
 
 
-def rechannel(net: nn.Module, first: str, *, n_in: int, last: str | None = None, n_out: int | None = None,
-              activation: nn.Module | None = None) -> nn.Module:
-    """``net`` with the conv at attribute path ``first`` reading ``n_in`` channels and, when given, the conv at
-    ``last`` writing ``n_out`` channels followed by ``activation`` (which replaces the module after it)."""
-    def swap(path: str, make):
-        *parents, leaf = path.split(".")
-        owner = net
-        for p in parents:
-            owner = owner[int(p)] if p.isdigit() else getattr(owner, p)
-        old = owner[int(leaf)] if leaf.isdigit() else getattr(owner, leaf)
-        new = make(old)
-        if leaf.isdigit():
-            owner[int(leaf)] = new
-        else:
-            setattr(owner, leaf, new)
-        return owner, int(leaf) if leaf.isdigit() else None
+def _swap(net: nn.Module, path: str, new: nn.Module) -> None:
+    *parents, leaf = path.split(".")
+    owner = net.get_submodule(".".join(parents)) if parents else net
+    setattr(owner, leaf, new)  # nn.Sequential and nn.ModuleList accept their index as a name
 
-    swap(first, lambda c: _like(c, n_in, c.out_channels))
-    if last is not None:
-        owner, idx = swap(last, lambda c: _like(c, c.in_channels, n_out))
+
+def rechannel(net: nn.Module, *, n_in: int, n_out: int | None = None, activation: nn.Module | None = None) -> nn.Module:
+    """``net`` with its first convolution reading ``n_in`` channels and, when ``n_out`` is given, its last
+    convolution writing ``n_out`` channels and the module right after it replaced by ``activation`` (the
+    generators' tanh). First and last are in registration order, which is the forward order of the backbones'
+    networks (StarGAN's ``main``; AttGAN's encoder then decoder; the critics' trunk before their heads)."""
+    convs = [name for name, m in net.named_modules() if isinstance(m, _CONVS)]
+    first = net.get_submodule(convs[0])
+    _swap(net, convs[0], _like(first, n_in, first.out_channels))
+    if n_out is not None:
+        last = net.get_submodule(convs[-1])
+        _swap(net, convs[-1], _like(last, last.in_channels, n_out))
         if activation is not None:
-            owner[idx + 1] = activation
+            *parents, leaf = convs[-1].split(".")
+            _swap(net, ".".join(parents + [str(int(leaf) + 1)]), activation)
     return net
 
 
@@ -111,15 +112,11 @@ class Backbone:
         self.cfg = cfg
         self.name = "StarGAN" if isinstance(cfg, SeCGANStarGANConfig) else "AttGAN"
         if self.name == "StarGAN":
-            from ... import losses
-            self.g_first, self.g_last, self.d_first = "main.0", f"main.{_stargan_last(cfg)}", "main.0"
             self.cls_loss = losses.expression_ce if cfg.domain == "expression" else losses.attribute_bce_sum
             self.lambda_cls_d = self.lambda_cls_g = cfg.lambda_cls
             self.lambda_rec, self.lambda_gp, self.n_critic = cfg.lambda_rec, cfg.lambda_gp, cfg.n_critic
             self.n_labels = cfg.c_dim
         else:
-            from ... import losses
-            self.g_first, self.g_last, self.d_first = "enc_layers.0.0", f"dec_layers.{cfg.n_layers - 1}.0", "conv.0.0"
             self.cls_loss = losses.attribute_bce_mean
             self.lambda_cls_d, self.lambda_cls_g = cfg.lambda_3, cfg.lambda_2
             self.lambda_rec, self.lambda_gp, self.n_critic = cfg.lambda_1, cfg.lambda_gp, cfg.n_d
@@ -146,11 +143,6 @@ class Backbone:
         return N_SEGMENTS + (self.n_labels if self.name == "StarGAN" else 0)
 
 
-def _stargan_last(cfg) -> int:
-    # StarGAN G.main: stem (3) + 2 x down (3 each) + residual blocks + 2 x up (3 each), then conv, tanh
-    return 3 + 6 + cfg.g_repeat_num + 6
-
-
 def backbone_of(cfg) -> Backbone:
     return Backbone(cfg)
 
@@ -159,14 +151,14 @@ def semantic_generator(cfg) -> nn.Module:
     """G_seg (Table 2 or 3): the backbone's generator reading the one-hot mask s (+ labels) and ending in a
     softmax over the 12 segments."""
     bb = backbone_of(cfg)
-    return seeded(cfg.seed + 1, lambda: rechannel(bb.build()["G"], bb.g_first, n_in=bb.g_input(), last=bb.g_last,
-                                                   n_out=N_SEGMENTS, activation=nn.Softmax(dim=1)))
+    return seeded(cfg.seed + 1, lambda: rechannel(bb.build()["G"], n_in=bb.g_input(), n_out=N_SEGMENTS,
+                                                   activation=nn.Softmax(dim=1)))
 
 
 def semantic_discriminator(cfg) -> nn.Module:
     """D_seg (Table 2 or 3): the backbone's critic (adversarial and classification heads) reading 12 channels."""
     bb = backbone_of(cfg)
-    return seeded(cfg.seed + 2, lambda: rechannel(bb.build()["D"], bb.d_first, n_in=N_SEGMENTS))
+    return seeded(cfg.seed + 2, lambda: rechannel(bb.build()["D"], n_in=N_SEGMENTS))
 
 
 def concat_generator(cfg) -> nn.Module:
@@ -174,7 +166,7 @@ def concat_generator(cfg) -> nn.Module:
     + n_a label channels for StarGAN); call it with ``torch.cat([x, s], 1)``."""
     bb = backbone_of(cfg)
     n_in = 3 + N_SEGMENTS + (bb.n_labels if bb.name == "StarGAN" else 0)
-    return seeded(cfg.seed, lambda: rechannel(bb.build()["G"], bb.g_first, n_in=n_in))
+    return seeded(cfg.seed, lambda: rechannel(bb.build()["G"], n_in=n_in))
 
 
 def build_secgan(cfg) -> dict[str, nn.Module]:
@@ -213,7 +205,7 @@ def table_layers(cfg, which: str) -> list[tuple[str, int]]:
     bb = backbone_of(cfg)
     net = semantic_generator(cfg) if which == "G_seg" else semantic_discriminator(cfg)
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    h, n_a = "h", bb.n_labels
+    n_a = bb.n_labels
     rows = []
     if bb.name == "StarGAN" and which == "G_seg":
         m, d = list(net.main), cfg.g_conv_dim
@@ -224,7 +216,8 @@ def table_layers(cfg, which: str) -> list[tuple[str, int]]:
         rows.append((f"{cfg.g_repeat_num} x Res{{Conv({4 * d}, 3, 1), IN, ReLU}}", count(nn.Sequential(*res))))
         lo = 9 + cfg.g_repeat_num
         for k in range(2):
-            rows.append((f"ConvT({d * 2 // 2 ** k}, 4, 2), IN, ReLU", count(nn.Sequential(*m[lo + 3 * k:lo + 3 + 3 * k]))))
+            block = nn.Sequential(*m[lo + 3 * k:lo + 3 + 3 * k])
+            rows.append((f"ConvT({d * 2 // 2 ** k}, 4, 2), IN, ReLU", count(block)))
         rows.append((f"Conv({N_SEGMENTS}, 7, 1, 3), Softmax", count(nn.Sequential(*m[lo + 6:]))))
     elif bb.name == "StarGAN":
         convs = [m for m in net.main if isinstance(m, nn.Conv2d)]

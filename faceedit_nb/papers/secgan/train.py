@@ -16,7 +16,7 @@ from ...methods import SynthFacesBatches, Trained, adam, frozen, load_method, ru
 from ...metrics import confusion_matrix, iou_from_confusion
 from ...nets.parsing import train_parser
 from ...train import Trainer, epoch_indices, linear_decay
-from .config import SeCGANAttGANConfig, SeCGANStarGANConfig, parser_config
+from .config import SeCGANStarGANConfig, parser_config
 from .losses import discriminator_loss_rgb, discriminator_loss_seg, generator_loss_rgb, generator_loss_seg
 from .model import N_SEGMENTS, backbone_of, build_parser, build_secgan, secgan_editor, segment_probabilities
 
