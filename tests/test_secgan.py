@@ -426,3 +426,15 @@ def test_the_consistency_losses_reach_both_generators_and_nothing_else(make, tmp
         after[lam] = {k: [p.detach().clone() for p in tr.models[k].parameters()] for k in ("G", "G_seg", "D", "D_seg")}
     differ = {k: any(not torch.equal(a, b) for a, b in zip(after[0.0][k], after[1.0][k])) for k in after[0.0]}
     assert differ == {"G": True, "G_seg": True, "D": False, "D_seg": False}
+
+
+def test_celebahq_trains_stargan_and_needs_its_attribute_file(tmp_path):
+    from faceedit_nb.data import export_synthfaces
+    root = export_synthfaces(tmp_path / "hq", "celebamask-hq", n=16, size=64, split="train", n_identities=2)
+    cfg = S.SeCGANStarGANConfig.smoke(dataset="celebahq", data_root=str(root), variant="concat")
+    assert S.SeCGANBatches(cfg)(0)["attributes"].shape == (cfg.batch_size, 13)
+    trained = S.load_secgan(cfg, outdir=tmp_path / "runs", cache_dir=tmp_path / "cache", progress=False, threads=1)
+    assert trained.stats[-1]["step"] == cfg.total_steps
+    (root / "CelebAMask-HQ-attribute-anno.txt").unlink()
+    with pytest.raises(ValueError, match="no attributes labels"):
+        S.SeCGANBatches(cfg)

@@ -133,6 +133,10 @@ class SeCGANBatches:
         self.n = len(self.dataset)
         if cfg.batch_size > self.n:
             raise ValueError(f"batch_size {cfg.batch_size} exceeds the {self.n} training faces under {cfg.data_root}")
+        need = "expression" if cfg.domain == "expression" else "attributes"
+        if need not in self.dataset[0]:
+            raise ValueError(f"{cfg.dataset} under {cfg.data_root} has no {need} labels (CelebA-HQ needs "
+                             f"CelebAMask-HQ-attribute-anno.txt); SeCGAN's {cfg.domain} rows need them")
 
     def get(self, indices: torch.Tensor) -> dict:
         if self.cfg.dataset == "synthfaces":
