@@ -31,7 +31,8 @@ from .data.synthfaces import SynthFaces
 from .train import Trainer, epoch_indices, run_dir_for
 
 __all__ = ["frozen", "adam", "critic_real_fake", "SynthFacesBatches", "Trained", "seeded", "run_method",
-           "load_method", "train_in_pool", "learning_curve", "curve_references", "CURVE_METRICS"]
+           "load_method", "train_in_pool", "learning_curve", "curve_references", "CURVE_METRICS",
+           "check_evaluation_data"]
 
 
 @contextlib.contextmanager
@@ -248,3 +249,17 @@ def curve_references(cfg, protocols: Sequence[str], *, background: str = "identi
     oracles = load_oracles(size=cfg.image_size, profile=cfg.curve_oracles, verbose=False)
     return {"ground truth": _curve_point(ground_truth_editor(test), test, oracles, protocols),
             "doing nothing": _curve_point(identity_editor, test, oracles, protocols)}
+
+
+def check_evaluation_data(dataset: str, data_root: str = "", *, datasets: Sequence[str], needs: str) -> None:
+    """Refuse, by name, to evaluate models trained on a real data set with the book's oracles (trained on
+    SynthFaces) and SynthFaces' test faces: measured so, they would be judged on other data than they learnt
+    from. ``needs`` says what that data set's own evaluation would take. Never a silent fall-back."""
+    if dataset not in datasets:
+        raise ValueError(f"dataset must be one of {tuple(datasets)}; got {dataset!r}")
+    if dataset != "synthfaces":
+        raise ValueError(
+            f"evaluating models trained on {dataset!r} ({data_root or 'data_root'}) is not supported in this "
+            f"chapter: the book's oracles are trained on SynthFaces, and {needs}. Train with 02_training "
+            f"(dataset={dataset!r}) and measure its test split with such networks, or run this chapter with "
+            f"dataset='synthfaces'")

@@ -262,7 +262,7 @@ def test_real_data_settings_are_clear_errors(tmp_path):
         S.HierarchicalBatches(S.config_for("smoke", dataset="rafd", data_root=str(tmp_path / "missing")))
     # 03 / 04 refuse to evaluate RaFD-trained models with SynthFaces' oracles (never silently on other data)
     S.check_evaluation_data("synthfaces")
-    with pytest.raises(ValueError, match="not supported: the book's oracles"):
+    with pytest.raises(ValueError, match="not supported in this chapter: the book's oracles"):
         S.check_evaluation_data("rafd", "/data/RaFD")
 
 

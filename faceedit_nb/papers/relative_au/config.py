@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from ...methods import check_evaluation_data as _check_evaluation_data
 from ..ganimation import GANimationConfig
 
 __all__ = ["GENERATORS", "CONDITIONS", "DATASETS", "RelativeAUConfig", "config_for", "from_ganimation",
@@ -153,15 +154,6 @@ def series_configs(profile: str, seed: int = 0, **overrides) -> dict[str, Relati
 
 
 def check_evaluation_data(dataset: str, data_root: str = "") -> None:
-    """03_ablations and 04_results measure edits with the book's AU regressor and identity network, trained
-    on SynthFaces, and compare with SynthFaces' re-renders: refuse a model trained on other data with a
-    clear error instead of evaluating it silently on SynthFaces."""
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {DATASETS}; got {dataset!r}")
-    if dataset != "synthfaces":
-        raise ValueError(
-            f"evaluating models trained on {dataset!r} ({data_root or 'data_root'}) is not supported in this "
-            f"chapter: ED needs an AU regressor for that data (the paper runs OpenFace on the edits) and its "
-            f"test split's faces; the book's oracles are trained on SynthFaces. Train with 02_training "
-            f"(dataset={dataset!r}), then measure the edits of its test split with OpenFace "
-            f"(faceedit_nb.data.read_openface_csv reads its CSVs), or run this chapter with dataset='synthfaces'")
+    """03_ablations and 04_results refuse models trained on real data (:func:`faceedit_nb.methods.check_evaluation_data`)."""
+    _check_evaluation_data(dataset, data_root, datasets=DATASETS,
+                           needs='ED needs an AU regressor for that data (the paper runs OpenFace on the edits; faceedit_nb.data.read_openface_csv reads its CSVs)')

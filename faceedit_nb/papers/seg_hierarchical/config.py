@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ... import labels as L
 from ...config import EngineSettings
+from ...methods import check_evaluation_data as _check_evaluation_data
 
 __all__ = ["DATASETS", "PARTS", "HierarchicalConfig", "config_for", "PARSER_KEYS", "parser_config", "SERIES",
            "series_configs", "PAPER_STATES", "OUR_CHOICES", "check_evaluation_data"]
@@ -198,16 +199,6 @@ def series_configs(profile: str, seed: int = 0, **overrides) -> dict[str, Hierar
 
 
 def check_evaluation_data(dataset: str, data_root: str = "") -> None:
-    """The series' evaluation (03_ablations, 04_results) measures edits with oracles trained on SynthFaces and
-    edits SynthFaces' test faces; models trained on RaFD or AffectNet would be measured on other data than
-    they learnt from. Refuse that combination with a clear message instead of evaluating silently on
-    SynthFaces. (The parser's mIoU follows ``parser_data_root``: CelebAMask-HQ's test split when given.)"""
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {DATASETS}; got {dataset!r}")
-    if dataset != "synthfaces":
-        raise ValueError(
-            f"evaluating models trained on {dataset!r} is not supported: the book's oracles (expression "
-            f"classifier, identity network) are trained on SynthFaces, and EEA needs a classifier trained on "
-            f"{dataset}'s own training split and its test split ({data_root or 'data_root'}). Train with "
-            f"02_training (dataset={dataset!r}) and evaluate with your own {dataset} expression classifier, or "
-            f"run this chapter with dataset='synthfaces'")
+    """03_ablations and 04_results refuse models trained on real data (:func:`faceedit_nb.methods.check_evaluation_data`)."""
+    _check_evaluation_data(dataset, data_root, datasets=DATASETS,
+                           needs="EEA needs an expression classifier trained on that data set's own training split")
