@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...methods import check_evaluation_data as _check_evaluation_data
 from ..attgan import AttGANConfig
 from ..stargan import StarGANConfig
 
@@ -194,14 +195,7 @@ def series_configs(profile: str, *, seed: int = 0, dataset: str = "synthfaces",
 
 
 def check_evaluation_data(dataset: str, data_root: str = "") -> None:
-    """The evaluation chapters measure edits with oracles trained on SynthFaces; a model trained on a real data
-    set must be measured with classifiers trained on that data set, which the book cannot ship. Refuse the
-    combination by name, never fall back to SynthFaces silently."""
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {DATASETS}; got {dataset!r}")
-    if dataset != "synthfaces":
-        raise ValueError(
-            f"evaluating SeCGAN models trained on {dataset!r} is not supported here: the book's oracles (attribute "
-            f"and expression classifiers) are trained on SynthFaces. Train with 02_training (dataset={dataset!r}, "
-            f"data_root={data_root or '...'}) and measure with a classifier trained on {dataset}'s own training "
-            f"split, on its test split; or run this chapter with dataset='synthfaces'")
+    """03_ablations and 04_results refuse models trained on real data (:func:`faceedit_nb.methods.check_evaluation_data`)."""
+    _check_evaluation_data(dataset, data_root, datasets=DATASETS,
+                           needs="accuracy needs attribute and expression classifiers trained on that data set's own "
+                                 "training split")
