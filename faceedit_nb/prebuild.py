@@ -29,7 +29,7 @@ __all__ = ["Job", "chapter_parameters", "shared_jobs", "prebuild", "main"]
 @dataclass(frozen=True)
 class Job:
     """One model to have in the cache: ``kind`` says how to train it, ``config`` what."""
-    kind: str             # "oracle", "stargan", "ganimation", "attgan", "hier-parser", "hierarchical", "relative_au"
+    kind: str             # "oracle", "stargan", "ganimation", "attgan", "hier-parser", "hierarchical", "relative_au", "secgan"
     label: str            # what the progress lines call it
     config: Any           # the config (oracles: (name, size, profile, seed))
     stage: int = 0        # 1: needs a model of stage 0 (a hierarchical model starts from a StarGAN)
@@ -52,6 +52,9 @@ class Job:
 
     @property
     def cache_name(self) -> str:
+        if self.kind == "secgan":
+            from .papers.secgan import method_name
+            return method_name(self.config)
         return f"oracle-{self.config[0]}" if self.kind == "oracle" else self.kind
 
     def cached(self) -> bool:
@@ -130,11 +133,22 @@ def shared_jobs(profile: str) -> list[Job]:
             add("relative_au", f"relative AUs: {name}", cfg)
         oracle_sets.add((cfg.image_size, p["oracle_profile"], p["seed"]))
 
+    if "secgan/04_results" in names:  # SeCGAN: the eight models its 02, 03 and 04 load (P first, stage 0)
+        from .papers import secgan
+        p = chapter_parameters("secgan/02_training", profile)
+        if p["dataset"] == "synthfaces":
+            series = secgan.series_configs(p["profile"], seed=p["seed"], dataset=p["dataset"],
+                                           data_root=p["data_root"], parser_data_root=p["parser_data_root"])
+            for key, cfg in series.items():
+                add("secgan", "SeCGAN: " + " / ".join(key), cfg, stage=1)
+            q = chapter_parameters("secgan/04_results", profile)
+            oracle_sets.add((cfg.image_size, q["oracle_profile"], q["seed"]))
+
     for size, oracle_profile, seed in sorted(oracle_sets):
         for name in ORACLES:
             add("oracle", f"oracle {name} ({size} px, {oracle_profile})", (name, size, oracle_profile, seed))
     order = {"oracle": 1, "stargan": 0, "ganimation": 2, "attgan": 3, "hier-parser": 4, "relative_au": 5,
-             "hierarchical": 6}
+             "hierarchical": 6, "secgan": 7}
     return sorted(jobs, key=lambda j: (j.stage, order[j.kind]))
 
 
@@ -153,6 +167,9 @@ def _run(job: Job) -> tuple[str, float]:
         load = {"stargan": stargan.load_stargan, "ganimation": ganimation.load_ganimation,
                 "attgan": attgan.load_attgan}[kind]
         load(cfg, progress=False, threads=1)
+    elif kind == "secgan":  # its parser P is pre-trained (and cached) by the first model that needs it
+        from .papers.secgan import load_secgan
+        load_secgan(cfg, progress=False, threads=1)
     elif kind == "relative_au":
         from .papers.relative_au import load_relative_au
         load_relative_au(cfg, progress=False, threads=1)
