@@ -243,7 +243,7 @@ def combine_seeds(diffs: Sequence[Difference]) -> Difference:
     est = np.array([d.estimate for d in diffs])
     within = np.mean([d.se ** 2 for d in diffs])
     se = math.sqrt((est.var(ddof=1) + within) / len(diffs))
-    return replace(_normal(float(est.mean()), se, sum(d.n for d in diffs), f"{len(diffs)} seeds ({diffs[0].test})"))
+    return _normal(float(est.mean()), se, sum(d.n for d in diffs), f"{len(diffs)} seeds ({diffs[0].test})")
 
 
 def verdict(difference: Difference | None, *, better: str = "higher", testable: bool = True) -> str:

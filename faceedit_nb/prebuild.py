@@ -89,9 +89,12 @@ def shared_jobs(profile: str) -> list[Job]:
     jobs: list[Job] = []
     oracle_sets: set[tuple[int, str, int]] = set()
 
+    seen: set[tuple] = set()  # the cache keys listed so far (each hashed once)
+
     def add(kind: str, label: str, config, stage: int = 0) -> None:
         job = Job(kind, label, config, stage)
-        if all(j.key != job.key for j in jobs):
+        if job.key not in seen:
+            seen.add(job.key)
             jobs.append(job)
 
     p = chapter_parameters("baselines/stargan", profile)
