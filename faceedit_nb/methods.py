@@ -30,7 +30,7 @@ from .cache import load_or_train
 from .data.synthfaces import SynthFaces
 from .train import Trainer, epoch_indices, run_dir_for
 
-__all__ = ["frozen", "adam", "critic_real_fake", "SynthFacesBatches", "Trained", "seeded", "run_method",
+__all__ = ["frozen", "he_init", "adam", "critic_real_fake", "SynthFacesBatches", "Trained", "seeded", "run_method",
            "load_method", "train_in_pool", "learning_curve", "curve_references", "CURVE_METRICS",
            "check_evaluation_data"]
 
@@ -50,16 +50,32 @@ def frozen(*modules: nn.Module):
                 p.requires_grad_(f)
 
 
+def he_init(module: nn.Module, slope: float = 0.01) -> nn.Module:
+    """He et al.'s normal initialisation (fan-in, gain of LeakyReLU(slope)) of every conv weight, zero biases:
+    activations keep their scale through a deep critic without normalisation. PyTorch's default init (the
+    StarGAN code's) shrinks them about sqrt(3)x per layer: a 5-layer critic's domain head then sits at chance
+    for its first ~500 steps (benchmarks/cpu_recipes_findings.md)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.kaiming_normal_(m.weight, a=slope, mode="fan_in", nonlinearity="leaky_relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
+
+
 def adam(module: nn.Module, lr: float, beta1: float, beta2: float) -> torch.optim.Adam:
     """Adam as in all three papers; the fused kernel (4x faster than the default on this CPU, same update)."""
     return torch.optim.Adam(module.parameters(), lr=lr, betas=(beta1, beta2), fused=True)
 
 
-def critic_real_fake(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[tuple, tuple]:
-    """The critic's outputs on real and on fake images from one pass over both. The baselines' critics
-    have no batch statistics (no norm, or instance norm), so this equals two passes, with less overhead."""
+def critic_real_fake(D: Callable, real: torch.Tensor, fake: torch.Tensor, c_real: torch.Tensor | None = None,
+                     c_fake: torch.Tensor | None = None) -> tuple[tuple, tuple]:
+    """The critic's outputs on real and on fake images from one pass over both (with their labels, for a
+    conditional critic ``D(x, c)``). The baselines' critics have no batch statistics (no norm, or instance
+    norm), so this equals two passes, with less overhead."""
     n = real.shape[0]
-    out = D(torch.cat([real, fake]))
+    both = torch.cat([real, fake])
+    out = D(both) if c_real is None else D(both, torch.cat([c_real, c_fake]))
     return tuple(o[:n] for o in out), tuple(o[n:] for o in out)
 
 

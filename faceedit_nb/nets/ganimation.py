@@ -52,14 +52,25 @@ class Generator(nn.Module):
     """GANimation G(x, y) -> (colour mask C, attention mask A). Width ``conv_dim`` (64), depth ``repeat_num``
     residual blocks (6), condition size ``c_dim`` (17 AUs)."""
 
-    def __init__(self, conv_dim: int = 64, c_dim: int = 17, repeat_num: int = 6, convention: str = "code"):
+    def __init__(self, conv_dim: int = 64, c_dim: int = 17, repeat_num: int = 6, convention: str = "code",
+                 *, upsample: str = "deconv", keep_init: float = 0.0):
         super().__init__()
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {CONVENTIONS}; got {convention!r}")
-        self.c_dim, self.convention = c_dim, convention
-        self.main = nn.Sequential(*trunk_layers(3 + c_dim, conv_dim, repeat_num, track_running_stats=False))
+        self.c_dim, self.convention, self.keep_init = c_dim, convention, keep_init
+        self.main = nn.Sequential(*trunk_layers(3 + c_dim, conv_dim, repeat_num, track_running_stats=False,
+                                                upsample=upsample))
         self.color = nn.Sequential(nn.Conv2d(conv_dim, 3, 7, 1, 3, bias=False), nn.Tanh())
-        self.attention = nn.Sequential(nn.Conv2d(conv_dim, 1, 7, 1, 3, bias=False), nn.Sigmoid())
+        # keep_init > 0: the attention conv gets a bias, set by reset_keep() so that A = sigmoid(keep_init)
+        # keeps the input ("code" convention) at step 0; 0: the official bias-free conv
+        self.attention = nn.Sequential(nn.Conv2d(conv_dim, 1, 7, 1, 3, bias=bool(keep_init)), nn.Sigmoid())
+        self.reset_keep()
+
+    def reset_keep(self) -> "Generator":
+        """Set the attention bias to ``keep_init`` (call after any re-initialisation of the weights)."""
+        if self.keep_init:
+            nn.init.constant_(self.attention[0].bias, self.keep_init if self.convention == "code" else -self.keep_init)
+        return self
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.main(tile(x, y))
@@ -78,7 +89,8 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """GANimation D(x) -> (critic patch map D_I, AU regression D_y): StarGAN's D with an AU head."""
 
-    def __init__(self, image_size: int = 128, conv_dim: int = 64, c_dim: int = 17, repeat_num: int = 6):
+    def __init__(self, image_size: int = 128, conv_dim: int = 64, c_dim: int = 17, repeat_num: int = 6,
+                 *, projection: bool = False):
         super().__init__()
         kernel = image_size // 2 ** repeat_num
         if kernel < 1 or kernel * 2 ** repeat_num != image_size:
@@ -92,10 +104,24 @@ class Discriminator(nn.Module):
         self.main = nn.Sequential(*layers)
         self.critic = nn.Conv2d(dim, 1, 3, 1, 1, bias=False)
         self.aus = nn.Conv2d(dim, c_dim, kernel, bias=False)
+        # projection critic (Miyato & Koyama 2018): D_I(x, y) = critic(h) + <W y, h>, W zero at step 0
+        self.embed = nn.Linear(c_dim, dim, bias=False) if projection else None
+        self.reset_embed()
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def reset_embed(self) -> "Discriminator":
+        if self.embed is not None:
+            nn.init.zeros_(self.embed.weight)
+        return self
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(D_I, D_y)``; with ``projection``, the AUs ``y`` the images are judged against condition D_I."""
         h = self.main(x)
-        return self.critic(h), self.aus(h).flatten(1)
+        src = self.critic(h)
+        if self.embed is not None:
+            if y is None:
+                raise ValueError("a projection critic needs the AUs y of the images it judges: D(x, y)")
+            src = src + (h * self.embed(y.to(h.dtype))[:, :, None, None]).sum(1, keepdim=True)
+        return src, self.aus(h).flatten(1)
 
 
 @torch.no_grad()

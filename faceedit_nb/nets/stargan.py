@@ -27,6 +27,7 @@ __all__ = ["Generator", "Discriminator", "InstanceNorm", "ResidualBlock", "condi
            "default_d_repeat", "CONDITIONS"]
 
 CONDITIONS = ("target", "difference")
+UPSAMPLE = ("deconv", "resize")
 
 
 def condition_vector(c_org: torch.Tensor, c_trg: torch.Tensor, condition: str) -> torch.Tensor:
@@ -78,8 +79,13 @@ class ResidualBlock(nn.Module):
         return x + self.main(x)
 
 
-def trunk_layers(in_channels: int, conv_dim: int, repeat_num: int, track_running_stats: bool) -> list[nn.Module]:
-    """StarGAN's generator body up to (not including) the output conv; ends with ``conv_dim`` channels."""
+def trunk_layers(in_channels: int, conv_dim: int, repeat_num: int, track_running_stats: bool,
+                 upsample: str = "deconv") -> list[nn.Module]:
+    """StarGAN's generator body up to (not including) the output conv; ends with ``conv_dim`` channels.
+    ``upsample``: "deconv" (the paper's 4x4 stride-2 transposed convs) or "resize" (nearest-neighbour x2,
+    then a 3x3 conv; Odena et al. 2016: no checkerboard pattern built into the architecture)."""
+    if upsample not in UPSAMPLE:
+        raise ValueError(f"upsample must be one of {UPSAMPLE}; got {upsample!r}")
     layers: list[nn.Module] = [nn.Conv2d(in_channels, conv_dim, 7, 1, 3, bias=False),
                                _norm(conv_dim, track_running_stats), nn.ReLU(inplace=True)]
     dim = conv_dim
@@ -89,8 +95,9 @@ def trunk_layers(in_channels: int, conv_dim: int, repeat_num: int, track_running
         dim *= 2
     layers += [ResidualBlock(dim, track_running_stats) for _ in range(repeat_num)]  # bottleneck
     for _ in range(2):  # up-sampling
-        layers += [nn.ConvTranspose2d(dim, dim // 2, 4, 2, 1, bias=False), _norm(dim // 2, track_running_stats),
-                   nn.ReLU(inplace=True)]
+        up = [nn.ConvTranspose2d(dim, dim // 2, 4, 2, 1, bias=False)] if upsample == "deconv" else \
+            [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(dim, dim // 2, 3, 1, 1, bias=False)]
+        layers += up + [_norm(dim // 2, track_running_stats), nn.ReLU(inplace=True)]
         dim //= 2
     return layers
 
@@ -105,17 +112,23 @@ def tile(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
 class Generator(nn.Module):
     """StarGAN G(x, c). Width ``conv_dim`` (64 in the paper), depth ``repeat_num`` residual blocks (6)."""
 
-    def __init__(self, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6, condition: str = "target"):
+    def __init__(self, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6, condition: str = "target",
+                 *, residual: bool = False, upsample: str = "deconv"):
         super().__init__()
         if condition not in CONDITIONS:
             raise ValueError(f"condition must be one of {CONDITIONS}; got {condition!r}")
-        self.c_dim, self.condition = c_dim, condition
-        layers = trunk_layers(3 + c_dim, conv_dim, repeat_num, track_running_stats=True)
+        self.c_dim, self.condition, self.residual = c_dim, condition, residual
+        layers = trunk_layers(3 + c_dim, conv_dim, repeat_num, track_running_stats=True, upsample=upsample)
         layers += [nn.Conv2d(conv_dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
+        if residual:  # the output conv starts at zero: G(x, c) = x at step 0
+            nn.init.zeros_(self.main[-2].weight)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return self.main(tile(x, c))
+        """The image (the paper), or with ``residual`` the input plus a residual image, clamped to [-1, 1]
+        (Shen & Liu, CVPR 2017): the network learns only the change."""
+        out = self.main(tile(x, c))
+        return (x + out).clamp(-1, 1) if self.residual else out
 
     def edit(self, x: torch.Tensor, c_org: torch.Tensor, c_trg: torch.Tensor) -> torch.Tensor:
         """Translate images with labels ``c_org`` to labels ``c_trg`` (both B x c_dim, 0/1)."""
@@ -126,7 +139,8 @@ class Discriminator(nn.Module):
     """StarGAN D(x) -> (D_src patch map, D_cls logits). Width ``conv_dim``, depth ``repeat_num`` stride-2
     convs; the classifier kernel is image_size / 2^repeat_num (2 at 128 px with 6 layers)."""
 
-    def __init__(self, image_size: int = 128, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6):
+    def __init__(self, image_size: int = 128, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6,
+                 *, projection: bool = False):
         super().__init__()
         kernel = image_size // 2 ** repeat_num
         if kernel < 1 or kernel * 2 ** repeat_num != image_size:
@@ -140,7 +154,18 @@ class Discriminator(nn.Module):
         self.main = nn.Sequential(*layers)
         self.conv1 = nn.Conv2d(dim, 1, 3, 1, 1, bias=False)
         self.conv2 = nn.Conv2d(dim, c_dim, kernel, bias=False)
+        # projection critic (Miyato & Koyama, ICLR 2018), per patch: D_src(x, c) = conv1(h) + <W c, h>;
+        # W starts at zero, so at step 0 the critic is the paper's
+        self.embed = nn.Linear(c_dim, dim, bias=False) if projection else None
+        if self.embed is not None:
+            nn.init.zeros_(self.embed.weight)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(D_src, D_cls)``; with ``projection``, ``c`` (B x c_dim) conditions D_src on the label."""
         h = self.main(x)
-        return self.conv1(h), self.conv2(h).flatten(1)
+        src = self.conv1(h)
+        if self.embed is not None:
+            if c is None:
+                raise ValueError("a projection critic needs the labels c of the images it judges: D(x, c)")
+            src = src + (h * self.embed(c.to(h.dtype))[:, :, None, None]).sum(1, keepdim=True)
+        return src, self.conv2(h).flatten(1)

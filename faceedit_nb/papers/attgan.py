@@ -65,6 +65,9 @@ class AttGANConfig(EngineSettings):
     beta2: float = 0.999
     epochs: int = 200
     decay_epoch: int = 100        # lr / 10 from this epoch on
+    d_warmup: int = 0             # the first d_warmup iterations train only the critic's attribute head, on real
+    #                               faces (no generator, no adversarial term): 0 in the paper
+    _UNHASHED_DEFAULTS = {"d_warmup": 0}  # added later: models cached before it keep their keys
 
     _CPU = dict(curve_every=400, curve_oracles="cpu", image_size=64, enc_dim=32, dec_dim=32, n_layers=4,
                 max_dim=512, dis_dim=32, dis_layers=4, dis_fc_dim=256, batch_size=16, epochs=20,
@@ -98,6 +101,10 @@ def attgan_step(tr: Trainer, cfg: AttGANConfig, batch: dict, i: int) -> dict:
     img_a, att_a = batch["image"], batch["attributes"].float()
     att_b = att_a[torch.randperm(len(att_a)).to(att_a.device)]
     cond_b = G.condition_vector(att_a, att_b)  # (b * 2 - 1) * thres_int, or b_ - a_ (STGAN)
+    if i < cfg.d_warmup:  # cpu recipe: the critic's attribute head alone on real faces
+        d_cls = losses.attribute_bce_mean(D(img_a)[1], att_a)
+        tr.update("D", cfg.lambda_3 * d_cls, {"D/cls": d_cls})
+        return {"D/cls": d_cls}
 
     if (i + 1) % (cfg.n_d + 1) != 0:
         # Critic: -(D(x) - D(G(x, b))) + l_gp GP + l_3 BCE(D_cls(x), a)

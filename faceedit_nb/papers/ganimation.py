@@ -19,8 +19,8 @@ from torch import nn
 from .. import labels as L
 from .. import losses
 from ..config import EngineSettings
-from ..methods import (SynthFacesBatches, Trained, adam, critic_real_fake, frozen, learning_curve, load_method,
-                       run_method, seeded)
+from ..methods import (SynthFacesBatches, Trained, adam, critic_real_fake, frozen, he_init, learning_curve,
+                       load_method, run_method, seeded)
 from ..nets import ganimation as nets
 from ..train import Trainer, epoch_linear_decay
 
@@ -44,8 +44,14 @@ class GANimationConfig(EngineSettings):
     # networks
     g_conv_dim: int = 64
     g_repeat_num: int = 6
+    g_upsample: str = "deconv"    # G's up-sampling: "deconv" (the official transposed convs) or "resize"
+    keep_init: float = 0.0        # > 0: the attention starts at sigmoid(keep_init) ~ "keep the input" (a bias on
+    #                               the attention conv); 0: the official bias-free conv, A ~ 0.5 at step 0
     d_conv_dim: int = 64
     d_repeat_num: int = 6         # default_d_repeat(image_size)
+    d_init: str = "official"      # critic init: "official" (N(0, 0.02)) or "he" (methods.he_init)
+    d_projection: bool = False    # D_I conditioned on the AUs by projection (Miyato & Koyama 2018): real faces
+    #                               judged with their AUs, fakes with their targets; the paper: no
     convention: str = "code"      # composite: "code" A*x + (1-A)*C (official) or "paper" (Eq. 1 of arXiv v1)
     condition: str = "absolute"   # the generator's condition: "absolute" target AUs (GANimation) or "relative"
     #                               v_rel = y_trg - y_org (Ling et al.'s Eq. 1; their "GANimation w/ v_rel")
@@ -65,6 +71,7 @@ class GANimationConfig(EngineSettings):
     beta2: float = 0.999
     nepochs_no_decay: int = 20
     nepochs_decay: int = 10
+    d_warmup: int = 0             # the first d_warmup iterations train only the critic's AU head, on real faces
 
     _CPU = dict(curve_every=300, curve_oracles="cpu", image_size=64, g_conv_dim=32, d_conv_dim=32,
                 d_repeat_num=5, batch_size=16, nepochs_no_decay=10, nepochs_decay=5, log_every=50,
@@ -74,11 +81,15 @@ class GANimationConfig(EngineSettings):
                   train_G_every_n_iterations=2, nepochs_no_decay=1, nepochs_decay=1, log_every=2,
                   sample_every=8, snapshot_every=4)
 
-    _UNHASHED_DEFAULTS = {"condition": "absolute"}  # added later: models cached before it keep their keys
+    # added later: models cached before them keep their keys
+    _UNHASHED_DEFAULTS = {"condition": "absolute", "g_upsample": "deconv", "keep_init": 0.0, "d_init": "official",
+                          "d_projection": False, "d_warmup": 0}
 
     def __post_init__(self):
         if self.condition not in ("absolute", "relative"):
             raise ValueError(f"condition must be 'absolute' or 'relative'; got {self.condition!r}")
+        if self.d_init not in ("official", "he"):
+            raise ValueError(f"d_init must be 'official' (N(0, 0.02)) or 'he'; got {self.d_init!r}")
 
     @property
     def total_steps(self) -> int:
@@ -88,8 +99,14 @@ class GANimationConfig(EngineSettings):
 def build_ganimation(cfg: GANimationConfig) -> dict[str, nn.Module]:
     c = len(L.AUS)
     return seeded(cfg.seed, lambda: {
-        "G": nets.init_weights(nets.Generator(cfg.g_conv_dim, c, cfg.g_repeat_num, cfg.convention)),
-        "D": nets.init_weights(nets.Discriminator(cfg.image_size, cfg.d_conv_dim, c, cfg.d_repeat_num))})
+        "G": nets.init_weights(nets.Generator(cfg.g_conv_dim, c, cfg.g_repeat_num, cfg.convention,
+                                              upsample=cfg.g_upsample, keep_init=cfg.keep_init)).reset_keep(),
+        "D": _critic(cfg, c)})
+
+
+def _critic(cfg: GANimationConfig, c: int) -> nets.Discriminator:
+    D = nets.Discriminator(cfg.image_size, cfg.d_conv_dim, c, cfg.d_repeat_num, projection=cfg.d_projection)
+    return (he_init(D) if cfg.d_init == "he" else nets.init_weights(D)).reset_embed()
 
 
 def ganimation_optimizers(cfg: GANimationConfig, nets: dict) -> dict:
@@ -129,12 +146,17 @@ def ganimation_step(tr: Trainer, cfg: GANimationConfig, batch: dict, i: int) -> 
     regresses absolute AUs."""
     G, D = tr.models["G"], tr.models["D"]
     x, y_org, y_trg = batch["image"], batch["aus"], batch["aus_trg"]
+    if i < cfg.d_warmup:  # cpu recipe: the critic's AU head alone on real faces
+        d_cond = losses.au_mse(D(x, y_org)[1], y_org)
+        tr.update("D", cfg.lambda_D_cond * d_cond, {"D/cond": d_cond})
+        return {"D/cond": d_cond}
     c_trg, c_org = generator_condition(y_org, y_trg, cfg), generator_condition(y_trg, y_org, cfg)
+    judge = (lambda z, y: D(z, y)) if cfg.d_projection else (lambda z, y: D(z))  # D_I(x) or D_I(x, y)
 
     # Critic: -D_I(x) + l_cond ||D_y(x) - y_org||^2 + D_I(G(x | y_trg))
     with torch.no_grad():
         x_fake, _ = G.animate(x, c_trg)
-    (d_src, d_aus), (fake_src, _) = critic_real_fake(D, x, x_fake)
+    (d_src, d_aus), (fake_src, _) = critic_real_fake(judge, x, x_fake, y_org, y_trg)
     d_real, d_fake = losses.wgan_critic_loss(d_src, fake_src)
     d_cond = losses.au_mse(d_aus, y_org)
     d_loss = cfg.lambda_D_prob * (d_real + d_fake) + cfg.lambda_D_cond * d_cond
@@ -142,7 +164,7 @@ def ganimation_step(tr: Trainer, cfg: GANimationConfig, batch: dict, i: int) -> 
     tr.update("D", d_loss, log)
 
     # Gradient penalty: its own critic step, between the real images and the same fakes
-    d_gp = losses.gradient_penalty(D, losses.interpolate(x, x_fake))
+    d_gp = losses.gradient_penalty(lambda z: judge(z, y_trg), losses.interpolate(x, x_fake))
     tr.update("D", cfg.lambda_D_gp * d_gp, {"D/gp": d_gp})
     log["D/gp"] = d_gp
 
@@ -150,7 +172,7 @@ def ganimation_step(tr: Trainer, cfg: GANimationConfig, batch: dict, i: int) -> 
     if (i + 1) % cfg.train_G_every_n_iterations == 0:
         with frozen(D):
             x_fake, a_fake = G.animate(x, c_trg)
-            g_src, g_aus = D(x_fake)
+            g_src, g_aus = judge(x_fake, y_trg)
             x_rec, a_rec = G.animate(x_fake, c_org)
             g_fake = losses.wgan_generator_loss(g_src)
             g_cond = losses.au_mse(g_aus, y_trg)

@@ -13,6 +13,7 @@ Paper -> code: Eq. 1 (adversarial, trained as WGAN-GP as in the official code) a
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -26,8 +27,8 @@ from .. import losses
 from ..config import EngineSettings
 from ..data.synthfaces import SynthFaces
 from ..device import DEVICE, autocast, torch_threads
-from ..methods import (SynthFacesBatches, Trained, adam, critic_real_fake, frozen, learning_curve, load_method,
-                       run_method, seeded)
+from ..methods import (SynthFacesBatches, Trained, adam, critic_real_fake, frozen, he_init, learning_curve,
+                       load_method, run_method, seeded)
 from ..metrics.protocols import flip_attribute, stargan_targets
 from ..nets import stargan as nets
 from ..train import Trainer, linear_decay
@@ -57,8 +58,15 @@ class StarGANConfig(EngineSettings):
     condition: str = "target"     # "target" (StarGAN) or "difference" (STGAN's y_diff = c_trg - c_org)
     g_conv_dim: int = 64          # width of G
     g_repeat_num: int = 6         # residual blocks in G
+    g_residual: bool = False      # G outputs input + a residual image, the identity at step 0 (Shen & Liu 2017);
+    #                               the paper's G outputs the image
+    g_upsample: str = "deconv"    # G's up-sampling: "deconv" (the paper's 4x4 transposed convs) or "resize"
+    #                               (nearest x2 + 3x3 conv: no built-in checkerboard)
     d_conv_dim: int = 64          # width of D
     d_repeat_num: int = 6         # stride-2 convs in D; default_d_repeat(image_size) ends at 2x2 (6 at 128 px)
+    d_init: str = "default"       # critic init: "default" (PyTorch's, as yunjey/stargan) or "he" (methods.he_init)
+    d_projection: bool = False    # D_src conditioned on the label by projection (Miyato & Koyama 2018): real
+    #                               faces judged with their labels, fakes with their targets; the paper: no
     # loss weights (Eq. 7)
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
@@ -75,6 +83,14 @@ class StarGANConfig(EngineSettings):
     lr_update_step: int = 1000      # ... changed every 1000 iterations
     official_lr_decay: bool = False  # True: the code's decrement lr / num_iters_decay per update, which ends
     #                                  at 99.9 % of the initial rate (see faceedit_nb.train.linear_decay)
+    d_warmup: int = 0             # the first d_warmup iterations train only the critic's domain head, on real
+    #                               faces (L_cls^r alone; no generator): 0 in the paper
+    share_fakes: bool = False     # n_critic 1 only: the critic step's fakes are the generator step's (same G,
+    #                               same inputs: the same weights with one G forward fewer)
+
+    # fields added after models were cached: left out of the cache key at the paper's value
+    _UNHASHED_DEFAULTS = {"g_residual": False, "g_upsample": "deconv", "d_init": "default",
+                          "d_projection": False, "d_warmup": 0, "share_fakes": False}
 
     # 10,000 iterations (2,000 generator steps). Measured on SynthFaces at 64 px: after 3,000 iterations the
     # critic's expression head was still near chance (cross-entropy 1.93, ln 8 = 2.08) and the edits did not
@@ -115,6 +131,10 @@ class StarGANConfig(EngineSettings):
             raise ValueError(f"domain must be 'expression', 'attributes' or 'attributes13'; got {self.domain!r}")
         if self.background not in ("protocol", "studio", "identity"):
             raise ValueError(f"background must be 'protocol', 'studio' or 'identity'; got {self.background!r}")
+        if self.g_upsample not in nets.UPSAMPLE:
+            raise ValueError(f"g_upsample must be one of {nets.UPSAMPLE}; got {self.g_upsample!r}")
+        if self.d_init not in ("default", "he"):
+            raise ValueError(f"d_init must be 'default' (PyTorch's, the paper's code) or 'he'; got {self.d_init!r}")
 
 
 _STARGAN_COLUMNS = torch.tensor([L.ATTRIBUTES.index(a) for a in L.STARGAN_CELEBA_ATTRIBUTES])
@@ -136,8 +156,14 @@ def stargan_domain_vector(labels: torch.Tensor, cfg: StarGANConfig) -> torch.Ten
 
 def build_stargan(cfg: StarGANConfig) -> dict[str, nn.Module]:
     return seeded(cfg.seed, lambda: {
-        "G": nets.Generator(cfg.g_conv_dim, cfg.c_dim, cfg.g_repeat_num, cfg.condition),
-        "D": nets.Discriminator(cfg.image_size, cfg.d_conv_dim, cfg.c_dim, cfg.d_repeat_num)})
+        "G": nets.Generator(cfg.g_conv_dim, cfg.c_dim, cfg.g_repeat_num, cfg.condition,
+                            residual=cfg.g_residual, upsample=cfg.g_upsample),
+        "D": _critic(cfg)})
+
+
+def _critic(cfg: StarGANConfig) -> nets.Discriminator:
+    D = nets.Discriminator(cfg.image_size, cfg.d_conv_dim, cfg.c_dim, cfg.d_repeat_num, projection=cfg.d_projection)
+    return he_init(D) if cfg.d_init == "he" else D
 
 
 def stargan_optimizers(cfg: StarGANConfig, nets: dict) -> dict:
@@ -151,16 +177,23 @@ def stargan_step(tr: Trainer, cfg: StarGANConfig, batch: dict, i: int) -> dict:
     G, D = tr.models["G"], tr.models["D"]
     cls_loss = losses.expression_ce if cfg.domain == "expression" else losses.attribute_bce_sum
     x_real, label_org = batch["image"], stargan_labels(batch, cfg)
+    if i < cfg.d_warmup:  # cpu recipe: the critic's domain head alone on real faces, L_cls^r
+        d_cls = cls_loss(D(x_real, stargan_domain_vector(label_org, cfg))[1], label_org)
+        tr.update("D", cfg.lambda_cls * d_cls, {"D/loss_cls": d_cls})
+        return {"D/loss_cls": d_cls}
     label_trg = label_org[torch.randperm(len(label_org)).to(label_org.device)]
     c_org, c_trg = stargan_domain_vector(label_org, cfg), stargan_domain_vector(label_trg, cfg)
+    judge = (lambda x, c: D(x, c)) if cfg.d_projection else (lambda x, c: D(x))  # D_src(x) or D_src(x, c)
 
     # Critic: L_D = -D_src(x) + D_src(G(x, c)) + l_cls L_cls^r + l_gp GP
-    with torch.no_grad():
-        x_fake = G.edit(x_real, c_org, c_trg)
-    (out_src, out_cls), (fake_src, _) = critic_real_fake(D, x_real, x_fake)
+    share = cfg.share_fakes and cfg.n_critic == 1
+    with contextlib.nullcontext() if share else torch.no_grad():
+        x_fake_g = G.edit(x_real, c_org, c_trg)
+    x_fake = x_fake_g.detach()
+    (out_src, out_cls), (fake_src, _) = critic_real_fake(judge, x_real, x_fake, c_org, c_trg)
     d_real, d_fake = losses.wgan_critic_loss(out_src, fake_src)
     d_cls = cls_loss(out_cls, label_org)
-    d_gp = losses.gradient_penalty(D, losses.interpolate(x_real, x_fake))
+    d_gp = losses.gradient_penalty(lambda x: judge(x, c_trg), losses.interpolate(x_real, x_fake))
     d_loss = d_real + d_fake + cfg.lambda_cls * d_cls + cfg.lambda_gp * d_gp
     log = {"D/loss_real": d_real, "D/loss_fake": d_fake, "D/loss_cls": d_cls, "D/loss_gp": d_gp}
     tr.update("D", d_loss, log)
@@ -168,8 +201,8 @@ def stargan_step(tr: Trainer, cfg: StarGANConfig, batch: dict, i: int) -> dict:
     # Generator: L_G = -D_src(G(x, c)) + l_cls L_cls^f + l_rec ||x - G(G(x, c), c')||_1
     if (i + 1) % cfg.n_critic == 0:
         with frozen(D):
-            x_fake = G.edit(x_real, c_org, c_trg)
-            out_src, out_cls = D(x_fake)
+            x_fake = x_fake_g if share else G.edit(x_real, c_org, c_trg)
+            out_src, out_cls = judge(x_fake, c_trg)
             x_rec = G.edit(x_fake, c_trg, c_org)
             g_fake = losses.wgan_generator_loss(out_src)
             g_cls = cls_loss(out_cls, label_trg)
