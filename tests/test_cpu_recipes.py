@@ -111,11 +111,15 @@ def test_shared_fakes_give_the_same_numbers_with_one_generator_pass_fewer(tmp_pa
 @pytest.mark.parametrize("method", ["stargan", "ganimation"])
 def test_projection_recipe_trains(method, tmp_path):
     if method == "stargan":
-        cfg = SG.StarGANConfig.smoke(d_projection=True, g_residual=True, g_upsample="resize", d_init="he")
+        cfg = SG.StarGANConfig.smoke(d_projection=True, g_residual=True, g_upsample="resize", d_init="he",
+                                     d_cls_fake=1.0)
         _, logs = _run(cfg, SG.build_stargan, SG.stargan_step, 2, tmp_path)
+        assert "D/loss_cls_fake" in logs[0]
     else:
-        cfg = GA.GANimationConfig.smoke(d_projection=True, keep_init=3.0, g_upsample="resize", d_init="he")
+        cfg = GA.GANimationConfig.smoke(d_projection=True, keep_init=3.0, g_upsample="resize", d_init="he",
+                                        d_cond_fake=1.0)
         _, logs = _run(cfg, GA.build_ganimation, GA.ganimation_step, 2, tmp_path, GA.GANimationBatches(cfg))
+        assert "D/cond_fake" in logs[0]
     assert all(torch.isfinite(torch.as_tensor(float(v))) for log in logs for v in log.values())
 
 

@@ -52,6 +52,9 @@ class GANimationConfig(EngineSettings):
     d_init: str = "official"      # critic init: "official" (N(0, 0.02)) or "he" (methods.he_init)
     d_projection: bool = False    # D_I conditioned on the AUs by projection (Miyato & Koyama 2018): real faces
     #                               judged with their AUs, fakes with their targets; the paper: no
+    d_cond_fake: float = 0.0      # weight of a critic term the paper lacks: its AU head also regresses each fake
+    #                               to its *source* AUs, so that G cannot satisfy it with colour the real faces
+    #                               with those AUs do not have (0: the paper, AU regression of reals only)
     convention: str = "code"      # composite: "code" A*x + (1-A)*C (official) or "paper" (Eq. 1 of arXiv v1)
     condition: str = "absolute"   # the generator's condition: "absolute" target AUs (GANimation) or "relative"
     #                               v_rel = y_trg - y_org (Ling et al.'s Eq. 1; their "GANimation w/ v_rel")
@@ -83,7 +86,7 @@ class GANimationConfig(EngineSettings):
 
     # added later: models cached before them keep their keys
     _UNHASHED_DEFAULTS = {"condition": "absolute", "g_upsample": "deconv", "keep_init": 0.0, "d_init": "official",
-                          "d_projection": False, "d_warmup": 0}
+                          "d_projection": False, "d_cond_fake": 0.0, "d_warmup": 0}
 
     def __post_init__(self):
         if self.condition not in ("absolute", "relative"):
@@ -156,11 +159,15 @@ def ganimation_step(tr: Trainer, cfg: GANimationConfig, batch: dict, i: int) -> 
     # Critic: -D_I(x) + l_cond ||D_y(x) - y_org||^2 + D_I(G(x | y_trg))
     with torch.no_grad():
         x_fake, _ = G.animate(x, c_trg)
-    (d_src, d_aus), (fake_src, _) = critic_real_fake(judge, x, x_fake, y_org, y_trg)
+    (d_src, d_aus), (fake_src, fake_aus) = critic_real_fake(judge, x, x_fake, y_org, y_trg)
     d_real, d_fake = losses.wgan_critic_loss(d_src, fake_src)
     d_cond = losses.au_mse(d_aus, y_org)
     d_loss = cfg.lambda_D_prob * (d_real + d_fake) + cfg.lambda_D_cond * d_cond
     log = {"D/real": d_real, "D/fake": d_fake, "D/cond": d_cond}
+    if cfg.d_cond_fake:  # cpu recipe: + w * ||D_y(G(x | y_trg)) - y_org||^2, fakes keep their source AUs
+        d_cond_fake = losses.au_mse(fake_aus, y_org)
+        d_loss = d_loss + cfg.lambda_D_cond * cfg.d_cond_fake * d_cond_fake
+        log["D/cond_fake"] = d_cond_fake
     tr.update("D", d_loss, log)
 
     # Gradient penalty: its own critic step, between the real images and the same fakes

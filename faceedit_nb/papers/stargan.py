@@ -67,6 +67,9 @@ class StarGANConfig(EngineSettings):
     d_init: str = "default"       # critic init: "default" (PyTorch's, as yunjey/stargan) or "he" (methods.he_init)
     d_projection: bool = False    # D_src conditioned on the label by projection (Miyato & Koyama 2018): real
     #                               faces judged with their labels, fakes with their targets; the paper: no
+    d_cls_fake: float = 0.0       # weight of a critic term the paper lacks: its domain head also classifies each
+    #                               fake as its *source* domain, so that G cannot satisfy it with changes a real
+    #                               face of the target domain does not have (0: the paper, L_cls^r on reals only)
     # loss weights (Eq. 7)
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
@@ -90,7 +93,7 @@ class StarGANConfig(EngineSettings):
 
     # fields added after models were cached: left out of the cache key at the paper's value
     _UNHASHED_DEFAULTS = {"g_residual": False, "g_upsample": "deconv", "d_init": "default",
-                          "d_projection": False, "d_warmup": 0, "share_fakes": False}
+                          "d_projection": False, "d_cls_fake": 0.0, "d_warmup": 0, "share_fakes": False}
 
     # 10,000 iterations (2,000 generator steps). Measured on SynthFaces at 64 px: after 3,000 iterations the
     # critic's expression head was still near chance (cross-entropy 1.93, ln 8 = 2.08) and the edits did not
@@ -190,12 +193,16 @@ def stargan_step(tr: Trainer, cfg: StarGANConfig, batch: dict, i: int) -> dict:
     with contextlib.nullcontext() if share else torch.no_grad():
         x_fake_g = G.edit(x_real, c_org, c_trg)
     x_fake = x_fake_g.detach()
-    (out_src, out_cls), (fake_src, _) = critic_real_fake(judge, x_real, x_fake, c_org, c_trg)
+    (out_src, out_cls), (fake_src, fake_cls) = critic_real_fake(judge, x_real, x_fake, c_org, c_trg)
     d_real, d_fake = losses.wgan_critic_loss(out_src, fake_src)
     d_cls = cls_loss(out_cls, label_org)
     d_gp = losses.gradient_penalty(lambda x: judge(x, c_trg), losses.interpolate(x_real, x_fake))
     d_loss = d_real + d_fake + cfg.lambda_cls * d_cls + cfg.lambda_gp * d_gp
     log = {"D/loss_real": d_real, "D/loss_fake": d_fake, "D/loss_cls": d_cls, "D/loss_gp": d_gp}
+    if cfg.d_cls_fake:  # cpu recipe: + w * L_cls(D_cls(G(x, c)), c_org), fakes are their source domain
+        d_cls_fake = cls_loss(fake_cls, label_org)
+        d_loss = d_loss + cfg.lambda_cls * cfg.d_cls_fake * d_cls_fake
+        log["D/loss_cls_fake"] = d_cls_fake
     tr.update("D", d_loss, log)
 
     # Generator: L_G = -D_src(G(x, c)) + l_cls L_cls^f + l_rec ||x - G(G(x, c), c')||_1
