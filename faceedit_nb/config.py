@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-__all__ = ["Profiles", "EngineSettings"]
+__all__ = ["Profiles", "EngineSettings", "field_comments", "departures"]
 
 
 class Profiles:
@@ -51,6 +53,7 @@ class EngineSettings(Profiles):
     version: int = 1              # bump when the training code changes in a way that matters
 
     _UNHASHED_DEFAULTS: ClassVar[dict] = {}  # field -> the value at which a field added later is left out of the key
+    _WHY: ClassVar[dict] = {}  # field -> why the cpu profile departs from the paper there (see departures())
 
     def unhashed_fields(self) -> tuple[str, ...]:
         """Fields left out of the cache key (faceedit_nb.cache), so that models cached before these fields
@@ -63,3 +66,49 @@ class EngineSettings(Profiles):
     def steps_per_epoch(self) -> int:
         """Iterations per pass over the ``n_train`` training samples (epoch-based schedules)."""
         return self.n_train // self.batch_size
+
+
+_FIELD = re.compile(r"^\s+(\w+): [^=#]+= [^#]*?(?:#\s?(.*))?$")
+_MORE = re.compile(r"^\s+#\s{2,}(.*)$")
+
+
+def field_comments(cls: type) -> dict[str, str]:
+    """Each dataclass field's comment in the source of ``cls`` and its bases (a field's own class wins):
+    the text after ``#`` on the field's line and on the indented comment lines that continue it."""
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass) or klass.__module__ == "builtins":
+            continue
+        try:
+            lines = inspect.getsource(klass).splitlines()
+        except (OSError, TypeError):
+            continue
+        name = None
+        for line in lines:
+            m = _FIELD.match(line)
+            if m and m.group(1) in klass.__dataclass_fields__:
+                name = m.group(1)
+                out[name] = (m.group(2) or "").strip()
+                continue
+            more = _MORE.match(line)
+            if more and name:
+                out[name] = (out[name] + " " + more.group(1).strip()).strip()
+            else:
+                name = None
+    return out
+
+
+def departures(cfg, *, include_engine: bool = False) -> list[dict[str, Any]]:
+    """The fields where ``cfg`` differs from its method's paper profile, in field order: ``{"field", "paper",
+    "value", "meaning", "why"}``. ``meaning`` is the field's comment in the source, ``why`` the reason the
+    config class gives in ``_WHY`` (measurements behind a cpu-profile choice; "" where it gives none). The
+    engine's bookkeeping fields (log / sample / snapshot intervals, learning-curve settings) are left out
+    unless ``include_engine``: they change no result."""
+    paper = type(cfg).paper()
+    engine = {f.name for f in dataclasses.fields(EngineSettings)} - {"ema_decay", "precision", "seed"}
+    comments = field_comments(type(cfg))
+    why = getattr(cfg, "_WHY", {})
+    return [{"field": f.name, "paper": getattr(paper, f.name), "value": getattr(cfg, f.name),
+             "meaning": comments.get(f.name, ""), "why": why.get(f.name, "")}
+            for f in dataclasses.fields(cfg)
+            if getattr(cfg, f.name) != getattr(paper, f.name) and (include_engine or f.name not in engine)]

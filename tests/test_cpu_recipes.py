@@ -132,3 +132,13 @@ def test_paper_values_of_the_new_fields_keep_the_old_cache_keys():
                    if k != "condition"}
         for k, v in changed.items():
             assert config_hash(cfg.replace(**{k: v})) != config_hash(cfg), (cls.__name__, k)
+
+
+def test_departures_list_each_field_the_profile_changes_with_its_comment():
+    from faceedit_nb.config import departures, field_comments
+    assert departures(SG.StarGANConfig.paper()) == []
+    rows = {r["field"]: r for r in departures(SG.StarGANConfig.paper(d_warmup=7, log_every=1))}
+    assert set(rows) == {"d_warmup"}  # log_every is bookkeeping
+    assert rows["d_warmup"]["paper"] == 0 and rows["d_warmup"]["value"] == 7
+    assert "critic's domain head" in rows["d_warmup"]["meaning"]
+    assert "on real" in field_comments(SG.StarGANConfig)["d_warmup"]  # continuation lines joined
