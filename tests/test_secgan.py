@@ -241,6 +241,18 @@ def test_algorithm1_critics_every_step_generators_every_nth(make, tmp_path):
     assert {"G/loss_sc", "G_seg/loss_sc", "G_seg/loss_rec", "G/loss_rec"} <= set(log)
 
 
+@pytest.mark.parametrize("make", [S.SeCGANStarGANConfig.smoke, S.SeCGANAttGANConfig.smoke])
+def test_the_parent_recipes_critic_warmup_trains_only_the_critics_domain_heads(make, tmp_path):
+    cfg = make(d_warmup=1, variant="secgan")
+    tr = _trainer(cfg, tmp_path)
+    batch = S.SeCGANBatches(cfg)(0)
+    before = {k: [p.detach().clone() for p in tr.models[k].parameters()] for k in ("G", "G_seg", "D", "D_seg")}
+    moved = lambda k: any(not torch.equal(a, b) for a, b in zip(before[k], tr.models[k].parameters()))  # noqa: E731
+    log = S.secgan_step(tr, cfg, batch, 0)
+    assert set(log) == {"D/loss_cls", "D_seg/loss_cls"} and moved("D") and moved("D_seg")
+    assert not moved("G") and not moved("G_seg")
+
+
 def test_eq14_adds_lambda_sc_times_eq11_to_the_baseline_loss():
     x_in, x_out = torch.rand(2, 3, 4, 4), torch.rand(2, 3, 4, 4)
     s_out, parsed = torch.softmax(torch.randn(2, 12, 4, 4), 1), torch.softmax(torch.randn(2, 12, 4, 4), 1)

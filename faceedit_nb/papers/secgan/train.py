@@ -191,6 +191,13 @@ def secgan_step(tr: Trainer, cfg, batch: dict, i: int) -> dict:
     y_diff, zero = bb.condition(G, y_src, y_trg), bb.condition(G, y_src, y_src)  # y_trg - y_src, and 0
     s_in = nets["P"].one_hot(x_in) if cfg.needs_parser else None                 # s^in = one-hot of P(x^in)
     cls = dict(cls_loss=bb.cls_loss, lambda_cls=bb.lambda_cls_d)
+    if i < cfg.d_warmup:  # the parent baseline's cpu recipe: the critics' domain heads alone, on real inputs
+        log = {}
+        for name, real in (("D", x_in),) + ((("D_seg", s_in),) if cfg.semantic else ()):
+            d_cls = bb.cls_loss(nets[name](real)[1], y_src)
+            log[f"{name}/loss_cls"] = d_cls
+            tr.update(name, bb.lambda_cls_d * d_cls, log)
+        return log
 
     # Critics, Eq. 13 and 15: L_adv^D + λ_cls L_cls^D for each branch
     with torch.no_grad():
