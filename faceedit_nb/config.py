@@ -101,14 +101,16 @@ def field_comments(cls: type) -> dict[str, str]:
 def departures(cfg, *, include_engine: bool = False) -> list[dict[str, Any]]:
     """The fields where ``cfg`` differs from its method's paper profile, in field order: ``{"field", "paper",
     "value", "meaning", "why"}``. ``meaning`` is the field's comment in the source, ``why`` the reason the
-    config class gives in ``_WHY`` (measurements behind a cpu-profile choice; "" where it gives none). The
+    config class gives in ``_WHY`` for its cpu profile's value (the measurements behind the choice; "" where
+    it gives none, or where ``cfg`` holds another value). The
     engine's bookkeeping fields (log / sample / snapshot intervals, learning-curve settings) are left out
     unless ``include_engine``: they change no result."""
-    paper = type(cfg).paper()
+    paper, cpu = type(cfg).paper(), type(cfg).cpu()
     engine = {f.name for f in dataclasses.fields(EngineSettings)} - {"ema_decay", "precision", "seed"}
     comments = field_comments(type(cfg))
-    why = getattr(cfg, "_WHY", {})
+    why = getattr(cfg, "_WHY", {})  # reasons for the cpu profile's values: shown where cfg has that value
     return [{"field": f.name, "paper": getattr(paper, f.name), "value": getattr(cfg, f.name),
-             "meaning": comments.get(f.name, ""), "why": why.get(f.name, "")}
+             "meaning": comments.get(f.name, ""),
+             "why": why.get(f.name, "") if getattr(cfg, f.name) == getattr(cpu, f.name) else ""}
             for f in dataclasses.fields(cfg)
             if getattr(cfg, f.name) != getattr(paper, f.name) and (include_engine or f.name not in engine)]
