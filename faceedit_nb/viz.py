@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from . import labels as L
+from .config import departures
 
 # One colour per CelebAMask-HQ class (labels.PARSING_CLASSES order); left and right parts share a hue.
 PARSING_PALETTE = torch.tensor([
@@ -110,6 +111,14 @@ def markdown_table(rows: Sequence[Sequence], headers: Sequence[str], floatfmt: s
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return Markdown("\n".join(lines))
+
+
+def departures_table(cfg, profile: str):
+    """A chapter's settings table: every field where ``cfg`` departs from its paper profile
+    (:func:`faceedit_nb.config.departures`), with the paper's value, this run's, and the measured reason for
+    a cpu-profile choice (else what the field is)."""
+    rows = [(f"`{r['field']}`", r["paper"], r["value"], r["why"] or r["meaning"]) for r in departures(cfg)]
+    return markdown_table(rows, ["setting", "paper", f"this run ({profile})", "what it is, or why"])
 
 
 def learning_curve(trained, key: str, *, references: dict | None = None, ax=None, label: str | None = None,

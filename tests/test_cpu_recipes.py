@@ -15,12 +15,7 @@ from faceedit_nb.papers import stargan as SG
 from faceedit_nb.train import run_training
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _run(cfg, build, step, steps, tmp_path, batches=None):

@@ -11,13 +11,7 @@ from faceedit_nb.papers.ganimation import GANimationConfig
 from faceedit_nb.train import count_parameters
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the machine is shared, and more threads than free cores slow these tests down."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # parameters of UNet_MSF at the paper's width (ngf 64, 17 AUs) per number of MSF modules; k = 0 is the U-Net

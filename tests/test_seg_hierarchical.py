@@ -9,13 +9,7 @@ from faceedit_nb.papers import stargan as SG
 from faceedit_nb.data import SynthFaces
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the machine is shared, and more threads than free cores slow these tests down."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _batch(cfg, n=4):

@@ -29,14 +29,7 @@ from faceedit_nb.train import (NonFiniteLossError, Trainer, epoch_indices, epoch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and two pytest workers then share the 2 cores without
-    oversubscription (OpenMP barriers of many tiny ops collapse when threads outnumber free cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # --- schedules against the official loops, simulated step by step ----------------------------------------

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .stargan import tile, trunk_layers
+from .stargan import Projection, tile, trunk_layers
 
 __all__ = ["Generator", "Discriminator", "composite", "init_weights", "CONVENTIONS"]
 
@@ -104,23 +104,15 @@ class Discriminator(nn.Module):
         self.main = nn.Sequential(*layers)
         self.critic = nn.Conv2d(dim, 1, 3, 1, 1, bias=False)
         self.aus = nn.Conv2d(dim, c_dim, kernel, bias=False)
-        # projection critic (Miyato & Koyama 2018): D_I(x, y) = critic(h) + <W y, h>, W zero at step 0
-        self.embed = nn.Linear(c_dim, dim, bias=False) if projection else None
-        self.reset_embed()
-
-    def reset_embed(self) -> "Discriminator":
-        if self.embed is not None:
-            nn.init.zeros_(self.embed.weight)
-        return self
+        self.embed = Projection(c_dim, dim, "AUs y") if projection else None  # D_I(x, y) = critic(h) + <W y, h>
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(D_I, D_y)``; with ``projection``, the AUs ``y`` the images are judged against condition D_I."""
+        """``(D_I, D_y)``; with ``projection``, the AUs ``y`` the images are judged against condition D_I
+        (without it, ``y`` is ignored)."""
         h = self.main(x)
         src = self.critic(h)
         if self.embed is not None:
-            if y is None:
-                raise ValueError("a projection critic needs the AUs y of the images it judges: D(x, y)")
-            src = src + (h * self.embed(y.to(h.dtype))[:, :, None, None]).sum(1, keepdim=True)
+            src = src + self.embed.project(h, y)
         return src, self.aus(h).flatten(1)
 
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Generator", "Discriminator", "InstanceNorm", "ResidualBlock", "condition_vector",
+__all__ = ["Generator", "Discriminator", "Projection", "InstanceNorm", "ResidualBlock", "condition_vector",
            "default_d_repeat", "CONDITIONS"]
 
 CONDITIONS = ("target", "difference")
@@ -135,6 +135,22 @@ class Generator(nn.Module):
         return self(x, condition_vector(c_org, c_trg, self.condition))
 
 
+class Projection(nn.Linear):
+    """The projection term of a conditional critic (Miyato & Koyama, ICLR 2018), per patch: ``<W c, h>`` for
+    the critic's last feature map ``h`` (B x dim x k x k) and labels ``c`` (B x c_dim). ``W`` starts at zero,
+    so a critic with it starts as the unconditional one. ``what`` names the labels in the error."""
+
+    def __init__(self, c_dim: int, dim: int, what: str = "labels c"):
+        super().__init__(c_dim, dim, bias=False)
+        nn.init.zeros_(self.weight)
+        self.what = what
+
+    def project(self, h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        if c is None:
+            raise ValueError(f"a projection critic needs the {self.what} of the images it judges: D(x, c)")
+        return (h * self(c.to(h.dtype))[:, :, None, None]).sum(1, keepdim=True)
+
+
 class Discriminator(nn.Module):
     """StarGAN D(x) -> (D_src patch map, D_cls logits). Width ``conv_dim``, depth ``repeat_num`` stride-2
     convs; the classifier kernel is image_size / 2^repeat_num (2 at 128 px with 6 layers)."""
@@ -154,18 +170,13 @@ class Discriminator(nn.Module):
         self.main = nn.Sequential(*layers)
         self.conv1 = nn.Conv2d(dim, 1, 3, 1, 1, bias=False)
         self.conv2 = nn.Conv2d(dim, c_dim, kernel, bias=False)
-        # projection critic (Miyato & Koyama, ICLR 2018), per patch: D_src(x, c) = conv1(h) + <W c, h>;
-        # W starts at zero, so at step 0 the critic is the paper's
-        self.embed = nn.Linear(c_dim, dim, bias=False) if projection else None
-        if self.embed is not None:
-            nn.init.zeros_(self.embed.weight)
+        self.embed = Projection(c_dim, dim) if projection else None  # D_src(x, c) = conv1(h) + <W c, h>
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(D_src, D_cls)``; with ``projection``, ``c`` (B x c_dim) conditions D_src on the label."""
+        """``(D_src, D_cls)``; with ``projection``, ``c`` (B x c_dim) conditions D_src on the label (without
+        it, ``c`` is ignored)."""
         h = self.main(x)
         src = self.conv1(h)
         if self.embed is not None:
-            if c is None:
-                raise ValueError("a projection critic needs the labels c of the images it judges: D(x, c)")
-            src = src + (h * self.embed(c.to(h.dtype))[:, :, None, None]).sum(1, keepdim=True)
+            src = src + self.embed.project(h, c)
         return src, self.conv2(h).flatten(1)

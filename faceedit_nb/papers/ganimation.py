@@ -109,7 +109,7 @@ def build_ganimation(cfg: GANimationConfig) -> dict[str, nn.Module]:
 
 def _critic(cfg: GANimationConfig, c: int) -> nets.Discriminator:
     D = nets.Discriminator(cfg.image_size, cfg.d_conv_dim, c, cfg.d_repeat_num, projection=cfg.d_projection)
-    return (he_init(D) if cfg.d_init == "he" else nets.init_weights(D)).reset_embed()
+    return he_init(D) if cfg.d_init == "he" else nets.init_weights(D)
 
 
 def ganimation_optimizers(cfg: GANimationConfig, nets: dict) -> dict:
@@ -154,12 +154,12 @@ def ganimation_step(tr: Trainer, cfg: GANimationConfig, batch: dict, i: int) -> 
         tr.update("D", cfg.lambda_D_cond * d_cond, {"D/cond": d_cond})
         return {"D/cond": d_cond}
     c_trg, c_org = generator_condition(y_org, y_trg, cfg), generator_condition(y_trg, y_org, cfg)
-    judge = (lambda z, y: D(z, y)) if cfg.d_projection else (lambda z, y: D(z))  # D_I(x) or D_I(x, y)
 
     # Critic: -D_I(x) + l_cond ||D_y(x) - y_org||^2 + D_I(G(x | y_trg))
     with torch.no_grad():
         x_fake, _ = G.animate(x, c_trg)
-    (d_src, d_aus), (fake_src, fake_aus) = critic_real_fake(judge, x, x_fake, y_org, y_trg)
+    # the AUs condition D_I only in a projection critic (d_projection); the paper's D ignores them
+    (d_src, d_aus), (fake_src, fake_aus) = critic_real_fake(D, x, x_fake, y_org, y_trg)
     d_real, d_fake = losses.wgan_critic_loss(d_src, fake_src)
     d_cond = losses.au_mse(d_aus, y_org)
     d_loss = cfg.lambda_D_prob * (d_real + d_fake) + cfg.lambda_D_cond * d_cond
@@ -171,7 +171,7 @@ def ganimation_step(tr: Trainer, cfg: GANimationConfig, batch: dict, i: int) -> 
     tr.update("D", d_loss, log)
 
     # Gradient penalty: its own critic step, between the real images and the same fakes
-    d_gp = losses.gradient_penalty(lambda z: judge(z, y_trg), losses.interpolate(x, x_fake))
+    d_gp = losses.gradient_penalty(lambda z: D(z, y_trg), losses.interpolate(x, x_fake))
     tr.update("D", cfg.lambda_D_gp * d_gp, {"D/gp": d_gp})
     log["D/gp"] = d_gp
 
@@ -179,7 +179,7 @@ def ganimation_step(tr: Trainer, cfg: GANimationConfig, batch: dict, i: int) -> 
     if (i + 1) % cfg.train_G_every_n_iterations == 0:
         with frozen(D):
             x_fake, a_fake = G.animate(x, c_trg)
-            g_src, g_aus = judge(x_fake, y_trg)
+            g_src, g_aus = D(x_fake, y_trg)
             x_rec, a_rec = G.animate(x_fake, c_org)
             g_fake = losses.wgan_generator_loss(g_src)
             g_cond = losses.au_mse(g_aus, y_trg)

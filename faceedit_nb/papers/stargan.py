@@ -193,17 +193,17 @@ def stargan_step(tr: Trainer, cfg: StarGANConfig, batch: dict, i: int) -> dict:
         return {"D/loss_cls": d_cls}
     label_trg = label_org[torch.randperm(len(label_org)).to(label_org.device)]
     c_org, c_trg = stargan_domain_vector(label_org, cfg), stargan_domain_vector(label_trg, cfg)
-    judge = (lambda x, c: D(x, c)) if cfg.d_projection else (lambda x, c: D(x))  # D_src(x) or D_src(x, c)
 
     # Critic: L_D = -D_src(x) + D_src(G(x, c)) + l_cls L_cls^r + l_gp GP
     share = cfg.share_fakes and cfg.n_critic == 1
     with contextlib.nullcontext() if share else torch.no_grad():
         x_fake_g = G.edit(x_real, c_org, c_trg)
     x_fake = x_fake_g.detach()
-    (out_src, out_cls), (fake_src, fake_cls) = critic_real_fake(judge, x_real, x_fake, c_org, c_trg)
+    # the labels condition D_src only in a projection critic (d_projection); the paper's D ignores them
+    (out_src, out_cls), (fake_src, fake_cls) = critic_real_fake(D, x_real, x_fake, c_org, c_trg)
     d_real, d_fake = losses.wgan_critic_loss(out_src, fake_src)
     d_cls = cls_loss(out_cls, label_org)
-    d_gp = losses.gradient_penalty(lambda x: judge(x, c_trg), losses.interpolate(x_real, x_fake))
+    d_gp = losses.gradient_penalty(lambda x: D(x, c_trg), losses.interpolate(x_real, x_fake))
     d_loss = d_real + d_fake + cfg.lambda_cls * d_cls + cfg.lambda_gp * d_gp
     log = {"D/loss_real": d_real, "D/loss_fake": d_fake, "D/loss_cls": d_cls, "D/loss_gp": d_gp}
     if cfg.d_cls_fake:  # cpu recipe: + w * L_cls(D_cls(G(x, c)), c_org), fakes are their source domain
@@ -216,7 +216,7 @@ def stargan_step(tr: Trainer, cfg: StarGANConfig, batch: dict, i: int) -> dict:
     if (i + 1) % cfg.n_critic == 0:
         with frozen(D):
             x_fake = x_fake_g if share else G.edit(x_real, c_org, c_trg)
-            out_src, out_cls = judge(x_fake, c_trg)
+            out_src, out_cls = D(x_fake, c_trg)
             x_rec = G.edit(x_fake, c_trg, c_org)
             g_fake = losses.wgan_generator_loss(out_src)
             g_cls = cls_loss(out_cls, label_trg)
