@@ -139,6 +139,23 @@ def test_label_shape_errors_are_clear():
         A(torch.zeros(2, 3, 32, 32), torch.zeros(2, 5))
 
 
+@pytest.mark.parametrize("make, labels", [(lambda: stargan.Generator(4, 5, 1), 5),
+                                          (lambda: ganimation.Generator(4, 17, 1), 17)])
+def test_generators_refuse_a_size_they_cannot_give_back(make, labels):
+    """Two stride-2 downsamplings: a 50 px face came back at 48 px, silently; now an error naming the input
+    size, what it would have become and the sizes that work (multiples of 2**2)."""
+    G = make()
+    with pytest.raises(ValueError) as err:
+        G(torch.zeros(1, 3, 50, 50), torch.zeros(1, labels))
+    msg = str(err.value)
+    assert "got 50 x 50 px" in msg and "come back as 48 x 48" in msg
+    assert "multiple of 4 (2**2" in msg and "48 x 48 or 52 x 52 px" in msg
+    with pytest.raises(ValueError, match="got 64 x 62 px"):
+        G(torch.zeros(1, 3, 64, 62), torch.zeros(1, labels))
+    out = G(torch.zeros(1, 3, 52, 48), torch.zeros(1, labels))  # multiples of 4 that are no power of two
+    assert (out[0] if isinstance(out, tuple) else out).shape[-2:] == (52, 48)
+
+
 def test_ganimation_and_attgan_shapes():
     G, D = ganimation.Generator(8, 17, 1), ganimation.Discriminator(64, 4, 17, 5)
     x, y = torch.rand(3, 3, 64, 64) * 2 - 1, torch.rand(3, 17)

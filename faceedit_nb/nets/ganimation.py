@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .stargan import Projection, tile, trunk_layers
+from .stargan import Projection, check_image_size, tile, trunk_layers
 
 __all__ = ["Generator", "Discriminator", "composite", "init_weights", "CONVENTIONS"]
 
@@ -73,6 +73,7 @@ class Generator(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        check_image_size(x, "GANimation's generator")
         h = self.main(tile(x, y))
         return self.color(h), self.attention(h)
 

@@ -24,10 +24,32 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["Generator", "Discriminator", "Projection", "InstanceNorm", "ResidualBlock", "condition_vector",
-           "default_d_repeat", "CONDITIONS"]
+           "default_d_repeat", "check_image_size", "CONDITIONS", "DOWNSAMPLINGS"]
 
 CONDITIONS = ("target", "difference")
 UPSAMPLE = ("deconv", "resize")
+DOWNSAMPLINGS = 2  # stride-2 convolutions of the generator's trunk (and as many x2 upsamplings)
+
+
+def check_image_size(x: torch.Tensor, what: str, downsamplings: int = DOWNSAMPLINGS) -> None:
+    """An error unless the generator's ``downsamplings`` stride-2 convolutions and as many x2 upsamplings
+    give back an image of ``x``'s size: each side must be a multiple of ``2 ** downsamplings`` (a 50 px
+    face would come back at 48 px)."""
+    step = 2 ** downsamplings
+    h, w = x.shape[-2:]
+    if h % step == 0 and w % step == 0:
+        return
+
+    def back(s: int) -> int:
+        for _ in range(downsamplings):
+            s = (s - 2) // 2 + 1  # a 4x4 stride-2 convolution with padding 1
+        return s * step
+
+    down, up = (f"{h // step * step} x {w // step * step}", f"{-(-h // step) * step} x {-(-w // step) * step}")
+    raise ValueError(f"{what} returns images of the input's size only when each side is a multiple of {step} "
+                     f"(2**{downsamplings}, for its {downsamplings} stride-2 downsamplings): {step * 8}, {step * 12}, "
+                     f"{step * 16}, ... px; got {h} x {w} px, which would come back as {back(h)} x {back(w)}. Use "
+                     f"{down} or {up} px images (resize or crop them, or render SynthFaces at that size)")
 
 
 def condition_vector(c_org: torch.Tensor, c_trg: torch.Tensor, condition: str) -> torch.Tensor:
@@ -89,12 +111,12 @@ def trunk_layers(in_channels: int, conv_dim: int, repeat_num: int, track_running
     layers: list[nn.Module] = [nn.Conv2d(in_channels, conv_dim, 7, 1, 3, bias=False),
                                _norm(conv_dim, track_running_stats), nn.ReLU(inplace=True)]
     dim = conv_dim
-    for _ in range(2):  # down-sampling
+    for _ in range(DOWNSAMPLINGS):  # down-sampling
         layers += [nn.Conv2d(dim, dim * 2, 4, 2, 1, bias=False), _norm(dim * 2, track_running_stats),
                    nn.ReLU(inplace=True)]
         dim *= 2
     layers += [ResidualBlock(dim, track_running_stats) for _ in range(repeat_num)]  # bottleneck
-    for _ in range(2):  # up-sampling
+    for _ in range(DOWNSAMPLINGS):  # up-sampling
         up = [nn.ConvTranspose2d(dim, dim // 2, 4, 2, 1, bias=False)] if upsample == "deconv" else \
             [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(dim, dim // 2, 3, 1, 1, bias=False)]
         layers += up + [_norm(dim // 2, track_running_stats), nn.ReLU(inplace=True)]
@@ -127,6 +149,7 @@ class Generator(nn.Module):
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """The image (the paper), or with ``residual`` the input plus a residual image, clamped to [-1, 1]
         (Shen & Liu, CVPR 2017): the network learns only the change."""
+        check_image_size(x, "StarGAN's generator")
         out = self.main(tile(x, c))
         return (x + out).clamp(-1, 1) if self.residual else out
 
