@@ -1,4 +1,7 @@
 """SynthFaces: determinism, shapes at every size, labels that agree with the pixels, paired renders."""
+import math
+
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -51,10 +54,73 @@ def test_every_size_gives_a_full_sample(size):
         assert (s["mask"] == C[key]).any(), key
 
 
-@pytest.mark.parametrize("size", [31, 257, 64.0, "64"])
+@pytest.mark.parametrize("size", [31, 257])
 def test_bad_size_is_a_clear_error(size):
     with pytest.raises(ValueError, match="32 to 256"):
         SynthFaces("train", size=size, n=1)
+
+
+@pytest.mark.parametrize("size, fix", [("big", ""), (64.0, "; write size=64"), ("64", "; write size=64, not the string"),
+                                       (True, "")])
+def test_a_size_of_the_wrong_type_is_a_type_error(size, fix):
+    """Not "32 to 256" (the range message it got before): the problem is the type."""
+    for make in (lambda: SynthFaces("train", size=size, n=1), lambda: render(0, size=size)):
+        with pytest.raises(TypeError) as err:
+            make()
+        msg = str(err.value)
+        assert msg.startswith("size must be an int (the image side in pixels") and f"({type(size).__name__})" in msg
+        assert fix in msg
+    assert SynthFaces("test", size=np.int64(32), n=1, n_identities=np.int64(1))[0]["image"].shape == (3, 32, 32)
+
+
+def test_zero_or_negative_counts_are_errors_not_the_default():
+    """``n_identities=0`` became the split's default (200 people in train) through ``n_identities or 200``."""
+    with pytest.raises(ValueError) as err:
+        SynthFaces("train", n_identities=0, n=4)
+    assert "n_identities must be at least 1" in str(err.value) and "got 0" in str(err.value)
+    assert "split's default (200), pass None" in str(err.value)
+    assert SynthFaces("train", n_identities=None, n=4).n_identities == 200
+    with pytest.raises(ValueError, match="n_identities must be at least 1 .* got -3"):
+        SynthFaces("test", n_identities=-3, n=4)
+    with pytest.raises(TypeError, match=r"n_identities must be an int .* got 2.5 \(float\)"):
+        SynthFaces("test", n_identities=2.5, n=4)
+    with pytest.raises(TypeError, match=r"n must be an int \(samples\); got 2.5"):
+        SynthFaces("test", n=2.5)
+
+
+def test_chunk_zero_is_an_error_at_construction():
+    """``chunk=0`` was accepted and failed at the first sample with ZeroDivisionError."""
+    with pytest.raises(ValueError, match=r"chunk must be at least 1 \(samples rendered together.*got 0"):
+        SynthFaces("test", n=4, chunk=0)
+    with pytest.raises(ValueError, match="cache_chunks must be at least 0"):
+        SynthFaces("test", n=4, cache_chunks=-1)
+    assert SynthFaces("test", size=32, n=4, n_identities=2, chunk=1, cache_chunks=0)[3]["image"].shape == (3, 32, 32)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(pose_range=(math.nan, 8.0, 6.0)), "pose_range must be 3 finite numbers (maximum |yaw|"),
+    (dict(pose_range=(15.0, math.inf, 6.0)), "pose_range must be 3 finite numbers"),
+    (dict(flat_fraction=math.nan), "flat_fraction must be a finite number (the share of samples"),
+    (dict(lighting_probs=(math.nan, 0.5, 0.5)), "lighting_probs must be 3 finite numbers (the probabilities"),
+])
+def test_nan_ranges_are_errors(kwargs, words):
+    """NaN in pose_range drew NaN poses (the render then failed on 'cannot convert float NaN to integer'),
+    in flat_fraction silently no flat sample, in lighting_probs passed the sum check (abs(nan - 1) > 1e-6 is
+    False)."""
+    with pytest.raises(ValueError) as err:
+        SynthFaces("test", n=4, **kwargs)
+    assert words in str(err.value) and "NaN or infinity" in str(err.value)
+
+
+def test_out_of_range_draw_parameters_are_errors():
+    with pytest.raises(ValueError, match="pose_range holds maxima .* none is negative"):
+        SynthFaces("test", n=4, pose_range=(-5.0, 8.0, 6.0))
+    with pytest.raises(ValueError, match=r"flat_fraction is a share of the samples, in \[0, 1\]; got 2.0"):
+        SynthFaces("test", n=4, flat_fraction=2.0)
+    with pytest.raises(ValueError, match="summing to 1 .* none negative"):
+        SynthFaces("test", n=4, lighting_probs=(1.2, -0.2, 0.0))
+    with pytest.raises(TypeError, match="flat_fraction must be a number"):
+        SynthFaces("test", n=4, flat_fraction="0.5")
 
 
 def test_bad_arguments_are_clear_errors():

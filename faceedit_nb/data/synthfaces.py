@@ -758,9 +758,57 @@ def _broadcast(n: int, t: torch.Tensor, name: str) -> torch.Tensor:
     raise ValueError(f"{name} has {t.shape[0]} rows but the batch has {n} samples")
 
 
-def _check_size(size: int):
-    if not (isinstance(size, int) and MIN_SIZE <= size <= MAX_SIZE):
+def _integer(value, name: str, what: str) -> int:
+    """``value`` as an int (Python or numpy); a TypeError naming ``name`` for a float, a string, a bool..."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    fix = ""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        fix = f"; write {name}={int(value)}"
+    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        fix = f"; write {name}={int(value)}, not the string {value!r}"
+    raise TypeError(f"{name} must be an int ({what}); got {value!r} ({type(value).__name__}){fix}")
+
+
+def _check_size(size) -> int:
+    size = _integer(size, "size", f"the image side in pixels, {MIN_SIZE} to {MAX_SIZE}")
+    if not MIN_SIZE <= size <= MAX_SIZE:
         raise ValueError(f"SynthFaces renders square images of {MIN_SIZE} to {MAX_SIZE} pixels; got size={size!r}")
+    return size
+
+
+def _finite(values, name: str, count: int, what: str) -> list[float]:
+    """``count`` finite numbers (``what`` they mean, for the errors)."""
+    items = np.atleast_1d(np.asarray(values, dtype=object)).tolist()
+    numbers = "a number" if count == 1 else f"{count} numbers"
+    try:
+        if any(isinstance(v, (str, bytes)) for v in items):
+            raise TypeError
+        out = [float(v) for v in items]
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be {numbers} ({what}); got {values!r}") from None
+    if len(out) != count:
+        raise ValueError(f"{name} must be {numbers} ({what}); got {len(out)}: {values!r}")
+    if not all(math.isfinite(v) for v in out):
+        raise ValueError(f"{name} must be {'a finite number' if count == 1 else f'{count} finite numbers'} ({what}); "
+                         f"got {values!r}: NaN or infinity is no range or probability to draw samples from")
+    return out
+
+
+def _check_draws(pose_range, flat_fraction, lighting_probs) -> None:
+    """The ranges and probabilities SynthFaces draws its samples' pose, style and lighting from."""
+    pose = _finite(pose_range, "pose_range", 3, "maximum |yaw|, |pitch|, |roll| in degrees")
+    if min(pose) < 0:
+        raise ValueError(f"pose_range holds maxima of |yaw|, |pitch|, |roll| in degrees, so none is negative; "
+                         f"got {pose_range!r}")
+    flat = _finite(flat_fraction, "flat_fraction", 1, "the share of samples in the flat style")[0]
+    if not 0 <= flat <= 1:
+        raise ValueError(f"flat_fraction is a share of the samples, in [0, 1]; got {flat_fraction!r}")
+    probs = _finite(lighting_probs, "lighting_probs", len(L.LIGHTING),
+                    f"the probabilities of the lighting classes {', '.join(L.LIGHTING)}")
+    if min(probs) < 0 or abs(sum(probs) - 1) > 1e-6:
+        raise ValueError(f"lighting_probs needs {len(L.LIGHTING)} probabilities summing to 1 "
+                         f"({', '.join(L.LIGHTING)}), none negative; got {lighting_probs!r}")
 
 
 def _expression_indices(expression) -> torch.Tensor:
@@ -801,7 +849,7 @@ def render(identity, aus=None, attributes=None, pose=None, lighting=None, style=
     Returns a dict of batched tensors: image (B,3,S,S) in [-1,1], mask (B,S,S) int64 (CelebAMask-HQ
     order), landmarks (B,68,2) in pixels (iBUG-300W order), aus, attributes, identity.
     """
-    _check_size(size)
+    size = _check_size(size)
     rows = {
         "identity": _rows(identity, None, "identity", torch.long),
         "expression": None if expression is None else _expression_indices(expression),
@@ -926,22 +974,35 @@ class SynthFaces(Dataset):
                  chunk: int = 256, cache_chunks: int = 64):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
-        _check_size(size)
+        size = _check_size(size)
         if au_mode not in ("expression", "random", "mixed"):
             raise ValueError(f"au_mode must be 'expression', 'random' or 'mixed'; got {au_mode!r}")
-        if len(lighting_probs) != len(L.LIGHTING) or abs(sum(lighting_probs) - 1) > 1e-6:
-            raise ValueError(f"lighting_probs needs {len(L.LIGHTING)} probabilities summing to 1 "
-                             f"({', '.join(L.LIGHTING)}); got {lighting_probs!r}")
+        _check_draws(pose_range, flat_fraction, lighting_probs)
         if background not in BACKGROUNDS:
             raise ValueError(f"background must be one of {BACKGROUNDS}; got {background!r}")
         self.split, self.size, self.seed, self.background = split, size, seed, background
-        self.n_identities = n_identities or _DEFAULT_N_IDENTITIES[split]
-        self.n = 16 * self.n_identities if n is None else int(n)
-        if self.n < 1:
-            raise ValueError(f"n must be at least 1; got {n!r}")
-        self.au_mode, self.chunk, self.cache_chunks = au_mode, chunk, cache_chunks
+        self.n_identities = self._count(n_identities, "n_identities", "people in the split",
+                                        f"for the split's default ({_DEFAULT_N_IDENTITIES[split]}), pass None or leave it out",
+                                        default=_DEFAULT_N_IDENTITIES[split])
+        self.n = self._count(n, "n", "samples", "for 16 per identity, pass None or leave it out",
+                             default=16 * self.n_identities)
+        self.chunk = self._count(chunk, "chunk", "samples rendered together when indexed one at a time",
+                                 "the default is 256", default=256)
+        self.cache_chunks = self._count(cache_chunks, "cache_chunks", "rendered chunks kept in memory",
+                                        "0 keeps none", default=64, minimum=0)
+        self.au_mode = au_mode
         self._cache: OrderedDict[int, dict] = OrderedDict()
         self.params = self._sample_params(torch.arange(self.n), pose_range, flat_fraction, lighting_probs)
+
+    @staticmethod
+    def _count(value, name: str, what: str, hint: str, *, default: int, minimum: int = 1) -> int:
+        """An int argument (None: ``default``); 0 or a negative count is an error, never the default."""
+        if value is None:
+            return default
+        value = _integer(value, name, what)
+        if value < minimum:
+            raise ValueError(f"{name} must be at least {minimum} ({what}); got {value}: {hint}")
+        return value
 
     @property
     def identities(self) -> torch.Tensor:
