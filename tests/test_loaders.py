@@ -7,6 +7,7 @@ import functools
 import collections
 import pickle
 import random
+import re
 import shutil
 import warnings
 
@@ -47,6 +48,17 @@ def broken_copy(src, tmp_path):
 def truncate(path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 3])
+
+
+def edit_row(path, line, change, sep=","):
+    """Rewrite line ``line`` (1-based) of a label file: ``change`` maps its fields to new fields."""
+    lines = path.read_text().splitlines()
+    lines[line - 1] = sep.join(change(lines[line - 1].split(sep)))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def set_field(k, value):
+    return lambda fields: fields[:k] + [value] + fields[k + 1:]
 
 
 def image_diff(a, b):
@@ -97,11 +109,35 @@ def test_rafd_identity_split(rafd_root):
     assert sorted({s["expression"] for s in test}) == list(range(8))
 
 
-def test_rafd_empty_split_and_angles(rafd_root):
-    with pytest.raises(ValueError, match="empty"):
-        F.RaFD(rafd_root, "train", SIZE, angles=(45,))
-    with pytest.raises(ValueError, match="empty"):
+def test_rafd_n_train_identities_exceeds_subjects(rafd_root):
+    """An empty test split says why: more train identities asked for than subjects found."""
+    message = (r"test split is empty: n_train_identities=60 but only 5 subjects were found .*"
+               r"Fix: pass n_train_identities=4 or fewer")
+    with pytest.raises(ValueError, match=message):
         F.RaFD(rafd_root, "test", SIZE)  # 60 train identities by default: nobody left for test
+    with pytest.raises(ValueError, match="test split is empty: n_train_identities=5 but only 5"):
+        F.RaFD(rafd_root, "test", SIZE, n_train_identities=5)
+    with pytest.warns(UserWarning, match="n_train_identities=60 but only 5 subjects .* all 5 are train"):
+        assert len(F.RaFD(rafd_root, "train", SIZE)) == 8 * IDS
+    with pytest.raises(ValueError, match=r"n_train_identities must be a whole number >= 0, got -1"):
+        F.RaFD(rafd_root, "train", SIZE, n_train_identities=-1)  # was: every subject but one, silently
+
+
+def test_rafd_angles_and_gazes(rafd_root):
+    """NaN or fractional angles, a bare number, angles or gazes no image has: each says what is wrong."""
+    with pytest.raises(ValueError, match=r"angles must be whole degrees .*got \[nan\]"):
+        F.RaFD(rafd_root, "all", SIZE, angles=(float("nan"),))
+    with pytest.raises(ValueError, match=r"got \[90\.5\]"):
+        F.RaFD(rafd_root, "all", SIZE, angles=(90.5,))
+    with pytest.raises(TypeError, match=r"angles takes a list .*got 90; write angles=\(90,\)"):
+        F.RaFD(rafd_root, "all", SIZE, angles=90)
+    with pytest.raises(ValueError, match=r"no image at angle\(s\) \[45\] .*have angles \[90\]"):
+        F.RaFD(rafd_root, "train", SIZE, angles=(45, 90))
+    with pytest.raises(TypeError, match=r"gazes takes a list of names, got the string 'left'"):
+        F.RaFD(rafd_root, "all", SIZE, gazes="left")
+    with pytest.raises(ValueError, match=r"no image with gaze\(s\) \['up'\]"):
+        F.RaFD(rafd_root, "all", SIZE, gazes=["frontal", "up"])
+    assert len(F.RaFD(rafd_root, "all", SIZE, gazes=["frontal"])) == 8 * IDS
 
 
 def test_rafd_finds_images_in_subfolders(rafd_root, tmp_path):
@@ -213,6 +249,42 @@ def test_affectnet_missing_parts(affectnet_root, tmp_path):
         F.AffectNet(root, "val")
 
 
+def test_affectnet_nan_landmark(affectnet_root, tmp_path):
+    root = broken_copy(affectnet_root, tmp_path)
+    csv_path = root / "Manually_Annotated_file_lists" / "training.csv"
+    edit_row(csv_path, 3, lambda f: f[:5] + [";".join(f[5].split(";")[:3] + ["nan"] + f[5].split(";")[4:])] + f[6:])
+    message = (r"training\.csv, line 3: facial_landmarks number 4 \(the y of landmark 2\) is nan; every "
+               r"landmark needs finite coordinates\. Fix: correct or delete this row")
+    with pytest.raises(F.LabelFileError, match=message):
+        F.AffectNet(root, "train", SIZE)  # was: loaded, with a NaN landmark
+
+
+def test_affectnet_face_box_outside_image(affectnet_root, tmp_path):
+    """A face box must lie inside its photo: one pixel past the right edge or above the top is refused."""
+    root = broken_copy(affectnet_root, tmp_path)
+    csv_path = root / "Manually_Annotated_file_lists" / "training.csv"
+    images = root / "Manually_Annotated_Images"
+    rows = [line.split(",") for line in csv_path.read_text().splitlines()]
+    width, height = Image.open(images / rows[2][0]).size
+    edit_row(csv_path, 3, set_field(1, str(width - int(rows[2][3]) + 1)))  # x + w = width + 1
+    edit_row(csv_path, 5, set_field(2, "-1"))
+    flush_right = set_field(1, str(Image.open(images / rows[5][0]).size[0] - int(rows[5][3])))
+    edit_row(csv_path, 6, flush_right)  # x + w = width: inside
+    ds = F.AffectNet(root, "train", SIZE)
+    message = (rf"training\.csv, line 3: the face box \(face_x={width - int(rows[2][3]) + 1}, .*\) reaches "
+               rf"outside the {width} x {height} image 1/000001\.jpg\. Fix: correct the row, or pass "
+               r"on_corrupt='skip'")
+    with pytest.raises(F.SampleError, match=message):
+        ds[1]  # was: a crop padded with black, silently
+    with pytest.raises(F.SampleError, match=r"line 5: the face box \(face_x=\d+, face_y=-1"):
+        ds[3]
+    assert ds[4]["image"].shape == (3, SIZE, SIZE)
+    with pytest.warns(UserWarning, match=r"face box outside the image: 2 \(1/000001\.jpg, 1/000003\.jpg\)"):
+        skipping = F.AffectNet(root, "train", SIZE, on_corrupt="skip")
+    assert skipping.skipped == {"face box outside the image": 2} and len(skipping) == 6
+    assert skipping.skipped_files == {"face box outside the image": ["1/000001.jpg", "1/000003.jpg"]}
+
+
 # --- CelebA ----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -270,6 +342,43 @@ def test_celeba_bad_partition_row(celeba_root, tmp_path):
     message = r"list_eval_partition\.txt, line 2: partition should be an integer"
     with pytest.raises(F.LabelFileError, match=message):
         F.CelebA(root)
+
+
+def test_partition_codes_other_than_0_1_2(celeba_root, hq_root, tmp_path):
+    """A partition code 3 used to drop the image from every split, silently."""
+    root = broken_copy(celeba_root, tmp_path)
+    path = root / "list_eval_partition.txt"
+    edit_row(path, 2, set_field(1, "3"), sep=" ")
+    message = (r"list_eval_partition\.txt, line 2: partition 3 of 000002\.jpg is not one of 0 \(train\), "
+               r"1 \(val\), 2 \(test\)\. Fix: correct this line")
+    with pytest.raises(F.LabelFileError, match=message):
+        F.CelebA(root, "val", size=SIZE)
+    edit_row(path, 2, set_field(1, "0"), sep=" ")
+    path.write_text(path.read_text() + "000002.jpg 1\n")
+    with pytest.raises(F.LabelFileError, match=r"line 19: 000002\.jpg is listed again \(first on line 2\)"):
+        F.CelebA(root, "val", size=SIZE)
+    hq = tmp_path / "hq"
+    shutil.copytree(hq_root, hq)
+    edit_row(hq / "list_eval_partition.txt", 1, set_field(1, "-1"), sep=" ")
+    with pytest.raises(F.LabelFileError, match=r"line 1: partition -1 of 000001\.jpg is not one of 0 \(train"):
+        F.CelebAMaskHQ(hq, "test", SIZE)
+
+
+@pytest.mark.parametrize("crop", [0, -5, 170.5, float("nan"), True])
+def test_celeba_bad_crop(celeba_root, crop):
+    # was: crop=0 gave all-black images; -5 "Coordinate 'right' is less than 'left'" at the first sample
+    message = rf"CelebA: crop is the side in pixels .* must be a whole number >= 1, got {crop!r}"
+    with pytest.raises(ValueError, match=message):
+        F.CelebA(celeba_root, "train", size=SIZE, crop=crop)
+
+
+def test_attributes_as_a_string(celeba_root, hq_root):
+    """attributes="Smiling" used to be read as the letters S, m, i, ... ("unknown attribute(s) ['S', ...]")."""
+    for loader, root in ((F.CelebA, celeba_root), (F.CelebAMaskHQ, hq_root)):
+        with pytest.raises(TypeError, match=r"attributes takes a list of names, got the string 'Smiling'; "
+                                            r"write attributes=\['Smiling'\]"):
+            loader(root, "train", size=SIZE, attributes="Smiling")
+    assert F.CelebA(celeba_root, "train", size=SIZE, attributes=["Smiling"])[0]["attributes"].shape == (1,)
 
 
 def test_celeba_missing_files(celeba_root, tmp_path):
@@ -368,6 +477,26 @@ def test_merge_part_masks_follows_g_mask_order(tmp_path):
         F.merge_part_masks(8, tmp_path)
 
 
+def test_celebamask_hq_mask_shapes(hq_root, tmp_path):
+    """Image and masks are both resized to a square: a non-square mask or image would not line up."""
+    root = broken_copy(hq_root, tmp_path)
+    for part in (root / "CelebAMask-HQ-mask-anno" / "0").glob("00001_*.png"):
+        Image.open(part).resize((512, 256), Image.NEAREST).save(part)
+    image = root / "CelebA-HQ-img" / "2.jpg"
+    Image.open(image).resize((1024, 768)).save(image)
+    ds = F.CelebAMaskHQ(root, "train", SIZE)
+    message = (r"the part masks of image 1 \(CelebAMask-HQ-mask-anno/0/00001_\*\.png\) are 512 x 256 \(w x h\), "
+               r"not square; .*Fix: replace them with the official files")
+    with pytest.raises(F.SampleError, match=message):
+        ds[1]  # was: a squashed mask, silently
+    with pytest.raises(F.SampleError, match=r"image 2\.jpg is 1024 x 768 \(w x h\), not the square aspect of "
+                                            r"its 512 x 512 part masks"):
+        ds[2]
+    with pytest.warns(UserWarning, match=r"mask shape: 2 \(1\.jpg, 2\.jpg\)"):
+        skipping = F.CelebAMaskHQ(root, "train", SIZE, on_corrupt="skip")
+    assert skipping.skipped == {"mask shape": 2} and skipping.items == [0, 3]
+
+
 def test_celebamask_hq_errors(hq_root, tmp_path):
     root = broken_copy(hq_root, tmp_path)
     part = sorted((root / "CelebAMask-HQ-mask-anno" / "0").glob("00001_*.png"))[0]
@@ -410,7 +539,9 @@ def test_read_openface_csv_real_header(tmp_path):
             [2, 0, 0.04, 0.97, 1, 0.1, 6.0, -0.5, *[2.5] * 15, *[0.0] * 17]]
     path = tmp_path / "video.csv"
     path.write_text(", ".join(cols) + "\n" + "\n".join(", ".join(str(v) for v in r) for r in rows) + "\n")
-    aus = F.read_openface_csv(path)
+    with pytest.warns(UserWarning, match=r"clipped 2 AU intensities outside OpenFace's range 0\.\.5 .*"
+                                         r"row 2 AU01_r = 6, row 2 AU02_r = -0\.5"):
+        aus = F.read_openface_csv(path)
     assert aus.shape == (2, 17)
     assert torch.allclose(aus[0], torch.linspace(0, 1, 17), atol=1e-6)
     assert aus[1, 0] == 1.0 and aus[1, 1] == 0.0 and torch.allclose(aus[1, 2:], torch.full((15,), 0.5))
@@ -447,6 +578,32 @@ def test_openface_dataset_errors(openface_root, tmp_path):
         F.OpenFaceAUs(root, "test", SIZE)
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
+def test_openface_nan_au(openface_root, tmp_path, value):
+    """float() reads 'nan' and 'inf': they used to come through as NaN AUs (and 'inf' as 1.0)."""
+    root = broken_copy(openface_root, tmp_path)
+    csv_path = root / "aus_openface" / "000002.csv"
+    column = csv_path.read_text().splitlines()[0].split(", ").index("AU12_r")
+    edit_row(csv_path, 2, set_field(column, value), sep=", ")
+    message = rf"000002\.csv, line 2: AU12_r is '{value}', not a finite number\. Fix: re-run OpenFace"
+    with pytest.raises(F.LabelFileError, match=message):
+        F.read_openface_csv(csv_path)
+    with pytest.raises(F.LabelFileError, match=message):
+        F.OpenFaceAUs(root, "train", SIZE)
+
+
+def test_openface_pickle_nan(openface_root, tmp_path):
+    root = broken_copy(openface_root, tmp_path)
+    table = {p.stem: F.read_openface_csv(p)[0].numpy() * labels.OPENFACE_AU_SCALE
+             for p in (root / "aus_openface").glob("*.csv")}
+    shutil.rmtree(root / "aus_openface")
+    table["000001"][3] = np.nan
+    with open(root / "aus_openface.pkl", "wb") as f:
+        pickle.dump(table, f)
+    with pytest.raises(ValueError, match=r"aus_openface\.pkl holds nan for 000001's AU05_r, not a finite number"):
+        F.OpenFaceAUs(root, "train", SIZE)
+
+
 def test_openface_pickle_layout(openface_root, tmp_path):
     """GANimation's aus_openface.pkl ({name: 17 raw intensities}) instead of the CSV folder."""
     root = broken_copy(openface_root, tmp_path)
@@ -478,3 +635,35 @@ def test_no_warnings_on_clean_data(celeba_root):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         F.CelebA(celeba_root, "val", size=SIZE)
+
+
+# --- listed images that do not exist -------------------------------------------------------------
+
+MISSING = {  # fixture, split, image deleted, its listing and the line that lists it
+    "affectnet": ("affectnet_root", "train", "Manually_Annotated_Images/1/000002.jpg",
+                  r"Manually_Annotated_file_lists/training\.csv", " \\(line 4\\)"),
+    "celeba": ("celeba_root", "train", "img_align_celeba/000003.jpg", r"list_attr_celeba\.txt", ""),
+    "celebamask-hq": ("hq_root", "val", "CelebA-HQ-img/5.jpg", r"CelebA-HQ-to-CelebA-mapping\.txt", ""),
+    "openface": ("openface_root", "train", "imgs/000003.jpg", r"train_ids\.csv", " \\(line 4\\)"),
+}
+LOADERS = {"affectnet": F.AffectNet, "celeba": F.CelebA, "celebamask-hq": F.CelebAMaskHQ,
+           "openface": F.OpenFaceAUs}
+
+
+@pytest.mark.parametrize("fmt", sorted(MISSING))
+def test_listed_image_missing(fmt, request, tmp_path):
+    """A listed image that does not exist: an error at construction naming it (was: FileNotFoundError at
+    the first access, or a split one short, silently, for CelebAMask-HQ), or a counted skip."""
+    fixture, split, victim, listing, line = MISSING[fmt]
+    root = broken_copy(request.getfixturevalue(fixture), tmp_path)
+    full = len(LOADERS[fmt](root, split, size=SIZE))
+    (root / victim).unlink()
+    name = victim.split("/", 1)[1]  # as the listing names it; the message shows the path under root
+    message = (rf"1 of the {full} images that .*{listing} lists do not exist: {re.escape(victim)}{line}\. "
+               r"Fix: restore them .*, or pass on_corrupt='skip'")
+    with pytest.raises(F.MissingImageError, match=message):
+        LOADERS[fmt](root, split, size=SIZE)
+    with pytest.warns(UserWarning, match=rf"skipped 1 samples: missing image: 1 \({re.escape(name)}\)"):
+        skipping = LOADERS[fmt](root, split, size=SIZE, on_corrupt="skip")
+    assert len(skipping) == full - 1
+    assert skipping.skipped == {"missing image": 1} and skipping.skipped_files == {"missing image": [name]}

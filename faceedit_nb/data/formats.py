@@ -6,13 +6,19 @@ dataset has (``image`` 3 x S x S in [-1, 1]; ``identity``; ``expression`` index 
 ``labels.PARSING_CLASSES`` order; ``landmarks`` (68, 2) in pixels of the S x S image).
 
 Failures are loud: a missing folder or label file raises ``FileNotFoundError`` describing the official
-layout; a malformed label line raises ``LabelFileError`` (file and line number); an undecodable image
-raises ``CorruptImageError`` naming the file (or, with ``on_corrupt="skip"``, every image is decoded once
-up front and the bad ones are dropped and counted in ``.skipped``); an empty split raises ``ValueError``.
+layout; a malformed label line (a non-number, NaN, a code out of range) raises ``LabelFileError`` (file
+and line number). Three kinds of bad sample raise by default and are dropped under ``on_corrupt="skip"``:
+an image a label file lists that does not exist (``MissingImageError``, checked at construction), an
+undecodable image (``CorruptImageError``), a sample whose files disagree with its labels (``SampleError``:
+an AffectNet face box outside its photo, CelebAMask-HQ masks not of the image's square shape). With
+``"skip"`` every sample is decoded once up front; the dropped ones are counted by reason in ``.skipped``,
+named in ``.skipped_files`` and reported in one warning. An empty split raises ``ValueError``.
 """
 from __future__ import annotations
 
 import csv
+import math
+import numbers
 import pickle
 import random
 import warnings
@@ -21,6 +27,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from .. import labels
@@ -45,7 +52,7 @@ class _ArrayUnpickler(pickle.Unpickler):
 __all__ = [
     "RaFD", "AffectNet", "CelebA", "CelebAMaskHQ", "OpenFaceAUs", "read_openface_csv",
     "read_attribute_file", "read_partition_file", "parse_rafd_filename", "merge_part_masks",
-    "LabelFileError", "CorruptImageError", "AFFECTNET_EXPRESSIONS", "AFFECTNET_DROPPED", "RAFD_CROP",
+    "LabelFileError", "CorruptImageError", "MissingImageError", "SampleError", "AFFECTNET_EXPRESSIONS", "AFFECTNET_DROPPED", "RAFD_CROP",
     "RAFD_IMAGE_SIZE",
 ]
 
@@ -56,6 +63,28 @@ class LabelFileError(ValueError):
     def __init__(self, path: str | Path, line: int, problem: str):
         super().__init__(f"{path}, line {line}: {problem}")
         self.path, self.line = Path(path), line
+
+
+class MissingImageError(FileNotFoundError):
+    """An image that a label file lists (or the part masks of a CelebAMask-HQ image) does not exist;
+    dropped and counted under ``reason`` with ``on_corrupt="skip"``."""
+
+    def __init__(self, message: str, reason: str = "missing image"):
+        super().__init__(message)
+        self.reason = reason
+
+
+class SampleError(ValueError):
+    """A sample whose files disagree with its labels (an AffectNet face box outside the photo, a
+    CelebAMask-HQ mask of another shape than its image); dropped and counted under ``reason`` with
+    ``on_corrupt="skip"``."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+_SKIP_FIX = "or pass on_corrupt='skip' to drop such samples (counted in .skipped, named in .skipped_files)"
 
 
 # --- shared machinery ------------------------------------------------------------------------------
@@ -106,6 +135,18 @@ def _int(path: Path, line: int, text: str, what: str) -> int:
         raise LabelFileError(path, line, f"{what} should be an integer, got {text!r}") from None
 
 
+def _name_list(value, what: str, dataset: str, example: str) -> tuple[str, ...]:
+    """A list of names (attributes, gazes); a bare string is refused rather than split into letters."""
+    if isinstance(value, str):
+        raise TypeError(f"{dataset}: {what} takes a list of names, got the string {value!r}; write "
+                        f"{what}=[{value!r}] (e.g. {what}={example})")
+    return tuple(value)
+
+
+def _examples(names: Sequence[str], k: int = 3) -> str:
+    return ", ".join(names[:k]) + (f", ... ({len(names)} in all)" if len(names) > k else "")
+
+
 class _FaceDataset(Dataset):
     """Items + image decoding + the corrupt-file policy; subclasses fill ``items`` and ``_sample``."""
 
@@ -120,7 +161,8 @@ class _FaceDataset(Dataset):
         if on_corrupt not in ("raise", "skip"):
             raise ValueError(f"{self.name}: on_corrupt must be 'raise' or 'skip', got {on_corrupt!r}")
         self.on_corrupt = on_corrupt
-        self.skipped: dict[str, int] = {}
+        self.skipped: dict[str, int] = {}  # reason -> number of samples dropped
+        self.skipped_files: dict[str, list[str]] = {}  # reason -> their names
         self.items: list = []
         if not self.root.is_dir():
             raise _missing(self.name, self.root, f"the {self.name} dataset folder", self.layout)
@@ -130,21 +172,50 @@ class _FaceDataset(Dataset):
             raise _missing(self.name, path or self.root / default, what, self.layout)
         return path
 
+    def _note_skips(self, reason: str, names: Sequence[str]) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + len(names)
+        self.skipped_files.setdefault(reason, []).extend(names)
+
+    def _existing(self, paths: Sequence[Path], listing: Path, lines: Sequence[int] | None = None) -> list[int]:
+        """Indices of ``paths`` (images under ``self.image_dir`` that ``listing`` names) that exist. Missing
+        ones raise ``MissingImageError`` naming them, or with ``on_corrupt="skip"`` are counted and dropped."""
+        missing = [i for i, p in enumerate(paths) if not p.is_file()]
+        if not missing:
+            return list(range(len(paths)))
+        if self.on_corrupt == "raise":
+            where = [self._shown(paths[i]) + (f" (line {lines[i]})" if lines is not None else "")
+                     for i in missing]
+            raise MissingImageError(
+                f"{self.name}: {len(missing)} of the {len(paths)} images that {listing} lists do not "
+                f"exist: {_examples(where)}. Fix: restore them (re-extract the download), {_SKIP_FIX}.")
+        self._note_skips("missing image", [str(paths[i].relative_to(self.image_dir)) for i in missing])
+        gone = set(missing)
+        return [i for i in range(len(paths)) if i not in gone]
+
+    def _shown(self, path: Path) -> str:
+        """``path`` relative to the root (as the warnings and errors show it)."""
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
     def _finish(self, split: str) -> None:
-        """Drop corrupt files when asked, report skips, refuse an empty split."""
+        """Drop bad samples when asked, report skips, refuse an empty split."""
         if self.on_corrupt == "skip":
             good = []
             for item in self.items:
                 try:
                     self._sample(item)
-                except CorruptImageError:
-                    self.skipped["corrupt image"] = self.skipped.get("corrupt image", 0) + 1
+                except (CorruptImageError, MissingImageError, SampleError) as err:
+                    self._note_skips(getattr(err, "reason", "corrupt image"), [self._item_name(item)])
                 else:
                     good.append(item)
             self.items = good
         if self.skipped:
             warnings.warn(f"{self.name} ({split}): skipped {sum(self.skipped.values())} samples: "
-                          + ", ".join(f"{k}: {v}" for k, v in self.skipped.items()), stacklevel=3)
+                          + ", ".join(f"{k}: {v}" + (f" ({_examples(self.skipped_files[k])})"
+                                                     if self.skipped_files.get(k) else "")
+                                      for k, v in self.skipped.items()), stacklevel=3)
         if not self.items:
             raise ValueError(f"{self.name}: split {split!r} under {self.root} is empty "
                              f"(no usable samples; skipped: {self.skipped or 'none'})")
@@ -157,6 +228,10 @@ class _FaceDataset(Dataset):
 
     def _sample(self, item) -> dict:
         raise NotImplementedError
+
+    def _item_name(self, item) -> str:
+        """The name of an item's image, as the skip warning shows it."""
+        return str(item)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={str(self.root)!r}, n={len(self)}, size={self.size})"
@@ -210,6 +285,29 @@ def _rafd_files(root: Path) -> list[Path]:
     return files
 
 
+def _rafd_views(angles, gazes, parsed: list[tuple[Path, dict]], root: Path) -> tuple[set[int], set[str] | None]:
+    """The camera angles and gazes asked for, checked against those of the files found."""
+    if isinstance(angles, (str, numbers.Number)) or not hasattr(angles, "__iter__"):
+        raise TypeError(f"RaFD: angles takes a list of camera angles in degrees, got {angles!r}; write "
+                        f"angles=({angles!r},) (RaFD has 0, 45, 90, 135 and 180; 90 is frontal)")
+    bad = [a for a in angles if not (isinstance(a, numbers.Real) and float(a).is_integer())]
+    if bad:
+        raise ValueError(f"RaFD: angles must be whole degrees (0, 45, 90, 135, 180), got {bad}")
+    angles = {int(a) for a in angles}
+    found = {f["angle"] for _, f in parsed}
+    if angles - found:
+        raise ValueError(f"RaFD: no image at angle(s) {sorted(angles - found)} under {root}; the images "
+                         f"there have angles {sorted(found)}. Fix: pass angles= some of these.")
+    if gazes is None:
+        return angles, None
+    gazes = set(_name_list(gazes, "gazes", "RaFD", "['frontal', 'left']"))
+    found = {f["gaze"] for _, f in parsed}
+    if gazes - found:
+        raise ValueError(f"RaFD: no image with gaze(s) {sorted(gazes - found)} under {root}; the images "
+                         f"there have gazes {sorted(found)}")
+    return angles, gazes
+
+
 class RaFD(_FaceDataset):
     """Radboud Faces Database: ``image``, ``identity`` (subject id), ``expression``.
 
@@ -225,7 +323,7 @@ class RaFD(_FaceDataset):
     name = "RaFD"
     layout = _RAFD_LAYOUT
 
-    def __init__(self, root, split: str = "train", size: int = 128, angles: Sequence[int] = (90,),
+    def __init__(self, root, split: str = "train", size: int = 128, *, angles: Sequence[int] = (90,),
                  n_train_identities: int = 60, seed: int = 1234, crop: str = "matchgan",
                  gazes: Sequence[str] | None = None, on_corrupt: str = "raise"):
         super().__init__(root, size, on_corrupt)
@@ -238,18 +336,35 @@ class RaFD(_FaceDataset):
             raise _missing(self.name, self.root / "Rafd090_*.jpg", "RaFD images (none found)",
                            self.layout)
         parsed = [(p, parse_rafd_filename(p.name)) for p in files]
+        angles, gazes = _rafd_views(angles, gazes, parsed, self.root)
         subjects = sorted({f["subject"] for _, f in parsed})
-        order = list(subjects)
-        random.Random(seed).shuffle(order)
-        self.train_identities = tuple(sorted(order[:n_train_identities]))
-        self.test_identities = tuple(sorted(order[n_train_identities:]))
+        self._split_identities(subjects, n_train_identities, seed)
         keep = {"train": set(self.train_identities), "test": set(self.test_identities),
                 "all": set(subjects)}[self.split]
-        angles = {int(a) for a in angles}
         self.items = [(p, f["subject"], f["expression"]) for p, f in parsed
                       if f["subject"] in keep and f["angle"] in angles
                       and (gazes is None or f["gaze"] in gazes)]
         self._finish(f"{self.split}, angles {sorted(angles)}")
+
+    def _split_identities(self, subjects: list[int], n_train, seed: int) -> None:
+        """``train_identities``: the first ``n_train`` of the shuffled subjects; ``test_identities``: the rest."""
+        if isinstance(n_train, bool) or not isinstance(n_train, numbers.Integral) or n_train < 0:
+            raise ValueError(f"RaFD: n_train_identities must be a whole number >= 0, got {n_train!r}")
+        n = len(subjects)
+        if n_train >= n and self.split == "test":
+            raise ValueError(f"RaFD: the test split is empty: n_train_identities={n_train} but only {n} "
+                             f"subjects were found under {self.root}, so all of them are train (the full "
+                             f"RaFD has 67). Fix: pass n_train_identities={max(n - 1, 0)} or fewer.")
+        if n_train > n and self.split == "train":
+            warnings.warn(f"RaFD: n_train_identities={n_train} but only {n} subjects were found under "
+                          f"{self.root}: all {n} are train and the test split is empty", stacklevel=3)
+        order = list(subjects)
+        random.Random(seed).shuffle(order)
+        self.train_identities = tuple(sorted(order[:n_train]))
+        self.test_identities = tuple(sorted(order[n_train:]))
+
+    def _item_name(self, item) -> str:
+        return item[0].name
 
     def _box(self, path: Path, width: int, height: int) -> tuple[int, int, int, int]:
         if self.crop == "center":
@@ -280,7 +395,8 @@ _AFFECTNET_LAYOUT = """\
 
 
 def _read_affectnet_csv(path: Path):
-    """Parse an AffectNet file list. Returns (kept rows, {dropped reason: count})."""
+    """Parse an AffectNet file list. Returns (kept rows (file, box, expression, landmarks, line),
+    {dropped reason: count})."""
     try:
         return _parse_affectnet_csv(path)
     except UnicodeDecodeError as err:
@@ -323,8 +439,14 @@ def _parse_affectnet_csv(path: Path):
                 raise LabelFileError(path, line, "facial_landmarks should be 136 numbers 'x;y;x;y;...'") from None
             if pts.size != 136:
                 raise LabelFileError(path, line, f"facial_landmarks has {pts.size} numbers, expected 136")
+            bad = np.flatnonzero(~np.isfinite(pts))
+            if bad.size:
+                k = int(bad[0])
+                raise LabelFileError(path, line, f"facial_landmarks number {k + 1} (the {'xy'[k % 2]} of "
+                                     f"landmark {k // 2 + 1}) is {pts[k]}; every landmark needs finite "
+                                     "coordinates. Fix: correct or delete this row")
             rows.append((row[col["subDirectory_filePath"]].strip(), (x, y, w, h),
-                         _AFFECTNET_TO_INDEX[code], pts.reshape(68, 2)))
+                         _AFFECTNET_TO_INDEX[code], pts.reshape(68, 2), line))
     return rows, dropped
 
 
@@ -335,14 +457,16 @@ class AffectNet(_FaceDataset):
     (AffectNet's test set is not public, so papers report on the validation set). Codes 0-7 are mapped
     to ``labels.EXPRESSIONS`` (``AFFECTNET_EXPRESSIONS``); rows coded 8-10 (None, Uncertain, Non-Face) are
     dropped and counted in ``.skipped``. The crop is the square of side max(face_width, face_height)
-    centred on the face box (the box itself when it is square; parts outside the photo are black), so
-    faces keep their aspect ratio; the 68 landmarks are mapped into the resized crop.
+    centred on the face box (the box itself when it is square; parts of the square outside the photo
+    are black), so faces keep their aspect ratio; the 68 landmarks are mapped into the resized crop.
+    The face box itself must lie inside the photo (``SampleError`` otherwise); listed images that do not
+    exist raise ``MissingImageError`` at construction. ``on_corrupt="skip"`` drops and counts both.
     """
 
     name = "AffectNet"
     layout = _AFFECTNET_LAYOUT
 
-    def __init__(self, root, split: str = "train", size: int = 128, on_corrupt: str = "raise"):
+    def __init__(self, root, split: str = "train", size: int = 128, *, on_corrupt: str = "raise"):
         super().__init__(root, size, on_corrupt)
         self.split = _split_name(split, ("train", "val", "test"), self.name)
         lists = self._require(_find(self.root, "Manually_Annotated_file_lists"),
@@ -353,7 +477,9 @@ class AffectNet(_FaceDataset):
         self.csv_path = self._require(_find(lists, csv_name), f"AffectNet's {csv_name}",
                                       f"Manually_Annotated_file_lists/{csv_name}")
         rows, self.skipped = _read_affectnet_csv(self.csv_path)
-        self._paths = [r[0] for r in rows]
+        kept = self._existing([self.image_dir / r[0] for r in rows], self.csv_path, [r[4] for r in rows])
+        rows = [rows[i] for i in kept]
+        self._paths, self._lines = [r[0] for r in rows], [r[4] for r in rows]
         self._boxes = np.array([r[1] for r in rows], dtype=np.int64).reshape(-1, 4)
         self._expressions = [r[2] for r in rows]
         self._landmarks = np.stack([r[3] for r in rows]) if rows else np.zeros((0, 68, 2), np.float32)
@@ -365,9 +491,21 @@ class AffectNet(_FaceDataset):
         side = max(w, h)
         return x + (w - side) // 2, y + (h - side) // 2, side
 
+    def _check_box(self, i: int, width: int, height: int) -> None:
+        x, y, w, h = (int(v) for v in self._boxes[i])
+        if x < 0 or y < 0 or x + w > width or y + h > height:
+            raise SampleError(
+                f"{self.csv_path}, line {self._lines[i]}: the face box (face_x={x}, face_y={y}, "
+                f"face_width={w}, face_height={h}) reaches outside the {width} x {height} image "
+                f"{self._paths[i]}. Fix: correct the row, {_SKIP_FIX}.", reason="face box outside the image")
+
+    def _item_name(self, i: int) -> str:
+        return self._paths[i]
+
     def _sample(self, i: int) -> dict:
         left, top, side = self._square(i)
         img = open_image(self.image_dir / self._paths[i])
+        self._check_box(i, *img.size)
         image = to_tensor(crop_resize(img, (left, top, left + side, top + side), self.size))
         landmarks = torch.from_numpy(self._landmarks[i]) - torch.tensor([left, top], dtype=torch.float32)
         return {"image": image, "expression": self._expressions[i],
@@ -384,6 +522,7 @@ _CELEBA_LAYOUT = """\
   <root>/identity_CelebA.txt               optional: '000001.jpg 2880' -> identity
   (the Google-Drive layout Img/, Anno/, Eval/ is accepted too)"""
 _PARTITION_CODES = {"train": 0, "val": 1, "test": 2}
+_PARTITION_NAMES = {code: split for split, code in _PARTITION_CODES.items()}
 _PLUS_MINUS_ONE = {"-1": 0, "1": 1}
 
 
@@ -424,18 +563,38 @@ def read_attribute_file(path: str | Path) -> tuple[list[str], list[str], np.ndar
     return names, files, arr
 
 
-def read_partition_file(path: str | Path, value_name: str = "partition") -> dict[str, int]:
-    """Read a two-column ``<file> <integer>`` file (``list_eval_partition.txt``, ``identity_CelebA.txt``)."""
+def read_partition_file(path: str | Path, value_name: str = "partition", *,
+                        allowed: dict[int, str] | None = None) -> dict[str, int]:
+    """Read a two-column ``<file> <integer>`` file (``list_eval_partition.txt``, ``identity_CelebA.txt``).
+
+    ``allowed`` ({value: meaning}, e.g. {0: "train", 1: "val", 2: "test"}): any other value is a
+    ``LabelFileError``. A file listed twice is one too (which line would count?).
+    """
     path = Path(path)
-    out = {}
+    out, first = {}, {}
     for line, text in enumerate(_read_lines(path), start=1):
         fields = text.split()
         if not fields:
             continue
         if len(fields) != 2:
             raise LabelFileError(path, line, f"{len(fields)} fields, expected '<file> <{value_name}>'")
-        out[fields[0]] = _int(path, line, fields[1], value_name)
+        value = _int(path, line, fields[1], value_name)
+        if allowed is not None and value not in allowed:
+            meaning = ", ".join(f"{v} ({m})" for v, m in allowed.items())
+            raise LabelFileError(path, line, f"{value_name} {value} of {fields[0]} is not one of {meaning}. "
+                                 "Fix: correct this line")
+        if fields[0] in first:
+            raise LabelFileError(path, line, f"{fields[0]} is listed again (first on line "
+                                 f"{first[fields[0]]}). Fix: keep one of the two lines")
+        out[fields[0]], first[fields[0]] = value, line
     return out
+
+
+def _crop_side(crop) -> int:
+    if isinstance(crop, bool) or not isinstance(crop, numbers.Real) or not float(crop).is_integer() or crop < 1:
+        raise ValueError(f"CelebA: crop is the side in pixels of the centred square cut from each 178 x 218 "
+                         f"image (170 in AttGAN, 178 in StarGAN); it must be a whole number >= 1, got {crop!r}")
+    return int(crop)
 
 
 def _select_attributes(names: list[str], wanted: Sequence[str], path: Path) -> list[int]:
@@ -453,22 +612,24 @@ class CelebA(_FaceDataset):
     ``attributes`` picks and orders the columns (default ``labels.ATTRIBUTES``, AttGAN's 13; StarGAN's
     five are ``labels.STARGAN_CELEBA_ATTRIBUTES``); -1/1 become 0/1. Splits follow
     ``list_eval_partition.txt`` (AttGAN's index ranges [:182000] etc. are a different, index-based split).
+    Images the attribute file lists but that do not exist raise ``MissingImageError`` at construction
+    (``on_corrupt="skip"``: dropped and counted).
     """
 
     name = "CelebA"
     layout = _CELEBA_LAYOUT
 
-    def __init__(self, root, split: str = "train", attributes: Sequence[str] = labels.ATTRIBUTES,
+    def __init__(self, root, split: str = "train", *, attributes: Sequence[str] = labels.ATTRIBUTES,
                  size: int = 128, crop: int = 170, on_corrupt: str = "raise"):
         super().__init__(root, size, on_corrupt)
         self.split = _split_name(split, ("train", "val", "test", "all"), self.name)
-        self.crop = int(crop)
+        self.crop = _crop_side(crop)
+        self.attributes = _name_list(attributes, "attributes", self.name, "['Smiling', 'Male']")
         self.image_dir = self._require(_find(self.root, "img_align_celeba", "Img/img_align_celeba"),
                                        "the folder of aligned CelebA images", "img_align_celeba")
         attr_path = self._require(_find(self.root, "list_attr_celeba.txt", "Anno/list_attr_celeba.txt"),
                                   "CelebA's attribute file", "list_attr_celeba.txt")
         names, files, values = read_attribute_file(attr_path)
-        self.attributes = tuple(attributes)
         self._attrs = torch.from_numpy(values[:, _select_attributes(names, self.attributes, attr_path)]
                                        .astype(np.float32))
         self._files = files
@@ -477,12 +638,13 @@ class CelebA(_FaceDataset):
             part_path = self._require(
                 _find(self.root, "list_eval_partition.txt", "Eval/list_eval_partition.txt"),
                 "CelebA's partition file", "list_eval_partition.txt")
-            part = read_partition_file(part_path)
+            part = read_partition_file(part_path, allowed=_PARTITION_NAMES)
             absent = [f for f in files if f not in part]
             if absent:
                 raise ValueError(f"CelebA: {len(absent)} images of {attr_path.name} (e.g. {absent[0]}) "
                                  f"have no line in {part_path}")
             keep = [i for i, f in enumerate(files) if part[f] == _PARTITION_CODES[self.split]]
+        keep = [keep[j] for j in self._existing([self.image_dir / files[i] for i in keep], attr_path)]
         id_path = _find(self.root, "identity_CelebA.txt", "Anno/identity_CelebA.txt")
         self._identities = read_partition_file(id_path, "identity") if id_path else None
         if self._identities is not None and any(files[i] not in self._identities for i in keep):
@@ -490,6 +652,9 @@ class CelebA(_FaceDataset):
             raise ValueError(f"CelebA: {absent} has no line in {id_path}")
         self.items = list(keep)
         self._finish(self.split)
+
+    def _item_name(self, i: int) -> str:
+        return self._files[i]
 
     def _sample(self, i: int) -> dict:
         path = self.image_dir / self._files[i]
@@ -558,8 +723,8 @@ def merge_part_masks(index: int, anno_dir: Path) -> np.ndarray:
                              f"of image {index} are {label.shape[1]} x {label.shape[0]}")
         label[arr != 0] = value
     if label is None:
-        raise FileNotFoundError(f"CelebAMask-HQ: no part mask of image {index} in {folder} "
-                                f"(expected files like {index:05d}_skin.png)")
+        raise MissingImageError(f"CelebAMask-HQ: no part mask of image {index} in {folder} "
+                                f"(expected files like {index:05d}_skin.png)", reason="missing part masks")
     return label
 
 
@@ -570,57 +735,84 @@ class CelebAMaskHQ(_FaceDataset):
     Splits: CelebA's ``list_eval_partition.txt`` copied into ``root``, looked up through
     ``CelebA-HQ-to-CelebA-mapping.txt`` (orig_file). Without that file, the official ``g_partition.py``
     rule on orig_idx is used (val: 162771 <= orig_idx < 182638; test: >= 182638); it differs from
-    CelebA's file by at most the two boundary images, since orig_idx is 0-based.
+    CelebA's file by at most the two boundary images, since orig_idx is 0-based. A split holds the
+    images the mapping lists for it (missing ones raise ``MissingImageError``); ``"all"`` holds the
+    images found in ``CelebA-HQ-img``. Image and masks must be square (``SampleError`` otherwise).
     """
 
     name = "CelebAMask-HQ"
     layout = _CELEBAMASK_LAYOUT
 
-    def __init__(self, root, split: str = "train", size: int = 128,
+    def __init__(self, root, split: str = "train", size: int = 128, *,
                  attributes: Sequence[str] = labels.ATTRIBUTES, on_corrupt: str = "raise"):
         super().__init__(root, size, on_corrupt)
         self.split = _split_name(split, ("train", "val", "test", "all"), self.name)
+        self.attributes = _name_list(attributes, "attributes", self.name, "['Smiling', 'Male']")
         self.image_dir = self._require(_find(self.root, "CelebA-HQ-img"), "the folder of CelebA-HQ images",
                                        "CelebA-HQ-img")
         self.anno_dir = self._require(_find(self.root, "CelebAMask-HQ-mask-anno"),
                                       "the folder of per-part mask PNGs", "CelebAMask-HQ-mask-anno")
-        indices = sorted(int(p.stem) for p in self.image_dir.glob("*.jpg") if p.stem.isdigit())
-        if self.split != "all":
-            mapping = _read_hq_mapping(self._require(
-                _find(self.root, "CelebA-HQ-to-CelebA-mapping.txt"), "the CelebA-HQ to CelebA mapping",
-                "CelebA-HQ-to-CelebA-mapping.txt"))
-            part_path = _find(self.root, "list_eval_partition.txt")
-            part = read_partition_file(part_path) if part_path else None
-            code = {}
-            for idx, orig_idx, orig_file in mapping:
-                if part is not None and orig_file not in part:
-                    raise ValueError(f"CelebAMask-HQ: {orig_file} (CelebA-HQ image {idx}) has no line in "
-                                     f"{part_path}")
-                code[idx] = part[orig_file] if part is not None else _partition_of(orig_idx)
-            unmapped = [i for i in indices if i not in code]
-            if unmapped:
-                raise ValueError(f"CelebAMask-HQ: images {unmapped[:5]} have no line in "
-                                 "CelebA-HQ-to-CelebA-mapping.txt")
-            indices = [i for i in indices if code[i] == _PARTITION_CODES[self.split]]
-        attr_path = _find(self.root, "CelebAMask-HQ-attribute-anno.txt")
-        self._attrs = None
-        if attr_path is not None:
-            names, files, values = read_attribute_file(attr_path)
-            self.attributes = tuple(attributes)
-            cols = _select_attributes(names, self.attributes, attr_path)
-            row = {f: r for r, f in enumerate(files)}
-            absent = [i for i in indices if f"{i}.jpg" not in row]
-            if absent:
-                raise ValueError(f"CelebAMask-HQ: images {absent[:5]} have no line in {attr_path}")
-            self._attrs = {i: torch.from_numpy(values[row[f"{i}.jpg"], cols].astype(np.float32))
-                           for i in indices}
-        self.items = indices
+        self.items = self._split_indices()
+        self._attrs = self._read_attributes(self.items)
         self._finish(self.split)
+
+    def _split_indices(self) -> list[int]:
+        found = sorted(int(p.stem) for p in self.image_dir.glob("*.jpg") if p.stem.isdigit())
+        if self.split == "all":
+            return found
+        mapping_path = self._require(_find(self.root, "CelebA-HQ-to-CelebA-mapping.txt"),
+                                     "the CelebA-HQ to CelebA mapping", "CelebA-HQ-to-CelebA-mapping.txt")
+        part_path = _find(self.root, "list_eval_partition.txt")
+        part = read_partition_file(part_path, allowed=_PARTITION_NAMES) if part_path else None
+        code = {}
+        for idx, orig_idx, orig_file in _read_hq_mapping(mapping_path):
+            if part is not None and orig_file not in part:
+                raise ValueError(f"CelebAMask-HQ: {orig_file} (CelebA-HQ image {idx}) has no line in "
+                                 f"{part_path}")
+            code[idx] = part[orig_file] if part is not None else _partition_of(orig_idx)
+        unmapped = [i for i in found if i not in code]
+        if unmapped:
+            raise ValueError(f"CelebAMask-HQ: images {unmapped[:5]} have no line in "
+                             "CelebA-HQ-to-CelebA-mapping.txt")
+        listed = sorted(i for i, c in code.items() if c == _PARTITION_CODES[self.split])
+        kept = self._existing([self.image_dir / f"{i}.jpg" for i in listed], mapping_path)
+        return [listed[k] for k in kept]
+
+    def _read_attributes(self, indices: list[int]) -> dict[int, torch.Tensor] | None:
+        attr_path = _find(self.root, "CelebAMask-HQ-attribute-anno.txt")
+        if attr_path is None:
+            return None
+        names, files, values = read_attribute_file(attr_path)
+        cols = _select_attributes(names, self.attributes, attr_path)
+        row = {f: r for r, f in enumerate(files)}
+        absent = [i for i in indices if f"{i}.jpg" not in row]
+        if absent:
+            raise ValueError(f"CelebAMask-HQ: images {absent[:5]} have no line in {attr_path}")
+        return {i: torch.from_numpy(values[row[f"{i}.jpg"], cols].astype(np.float32)) for i in indices}
+
+    def _check_shapes(self, index: int, image_size: tuple[int, int], mask_shape: tuple[int, int]) -> None:
+        """Image and masks are both resized to size x size: they must be square (so of one aspect)."""
+        (mh, mw), (iw, ih) = mask_shape, image_size
+        masks = f"the part masks of image {index} ({self.anno_dir.name}/{index // 2000}/{index:05d}_*.png)"
+        fix = f"Fix: replace them with the official files (images 1024 x 1024, masks 512 x 512), {_SKIP_FIX}."
+        if mh != mw:
+            raise SampleError(f"CelebAMask-HQ: {masks} are {mw} x {mh} (w x h), not square; resizing them "
+                              f"to {self.size} x {self.size} would distort them. {fix}", reason="mask shape")
+        if abs(iw - ih) > 0.01 * max(iw, ih):
+            with Image.open(self.image_dir / f"{index}.jpg") as img:  # the size before draft decoding
+                iw, ih = img.size
+            raise SampleError(f"CelebAMask-HQ: image {index}.jpg is {iw} x {ih} (w x h), not the square "
+                              f"aspect of its {mw} x {mh} part masks, so image and mask would not line up. "
+                              f"{fix}", reason="mask shape")
+
+    def _item_name(self, index: int) -> str:
+        return f"{index}.jpg"
 
     def _sample(self, index: int) -> dict:
         img = open_image(self.image_dir / f"{index}.jpg", draft=(2 * self.size, 2 * self.size))
-        sample = {"image": to_tensor(crop_resize(img, None, self.size)),
-                  "mask": resize_mask(merge_part_masks(index, self.anno_dir), self.size)}
+        mask = merge_part_masks(index, self.anno_dir)
+        self._check_shapes(index, img.size, mask.shape)
+        sample = {"image": to_tensor(crop_resize(img, None, self.size)), "mask": resize_mask(mask, self.size)}
         if self._attrs is not None:
             sample["attributes"] = self._attrs[index].clone()
         return sample
@@ -644,42 +836,77 @@ def _openface_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]
     return header, rows
 
 
+def _finite(path: Path, line: int, texts: Sequence[str], names: Sequence[str], what: str) -> list[float]:
+    """The numbers of a CSV row; a non-number, NaN or infinity is a ``LabelFileError`` naming its column."""
+    out = []
+    for text, name in zip(texts, names):
+        try:
+            value = float(text)
+        except ValueError:
+            raise LabelFileError(path, line, f"{what} should be numbers: {name} is {text!r}") from None
+        if not math.isfinite(value):
+            raise LabelFileError(path, line, f"{name} is {text.strip()!r}, not a finite number. Fix: re-run "
+                                 "OpenFace on this image, or delete the row")
+        out.append(value)
+    return out
+
+
+def _raw_openface_csv(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The raw 17 AU intensities (n_rows, 17) of an OpenFace CSV, and the rows' confidences (None when
+    the file has no ``confidence`` column)."""
+    header, rows = _openface_table(path)
+    absent = [c for c in labels.OPENFACE_AU_COLUMNS if c not in header]
+    if absent:
+        raise LabelFileError(path, 1, f"missing OpenFace AU columns {absent} (run OpenFace with -aus)")
+    cols = [header.index(c) for c in labels.OPENFACE_AU_COLUMNS]
+    conf = header.index("confidence") if "confidence" in header else None
+    out, confidences = torch.zeros(len(rows), len(cols)), torch.zeros(len(rows))
+    for r, (line, row) in enumerate(rows):
+        if len(row) != len(header):
+            raise LabelFileError(path, line, f"{len(row)} columns, expected {len(header)}")
+        out[r] = torch.tensor(_finite(path, line, [row[c] for c in cols], labels.OPENFACE_AU_COLUMNS,
+                                      "AU intensities"))
+        if conf is not None:
+            confidences[r] = _finite(path, line, [row[conf]], ["confidence"], "confidences")[0]
+    return out, (confidences if conf is not None else None)
+
+
+def _scale_aus(raw: torch.Tensor, source: str, row_names: Sequence[str]) -> torch.Tensor:
+    """Raw intensities / ``labels.OPENFACE_AU_SCALE``, clipped to [0, 1]; values outside OpenFace's
+    0..5 (OpenFace itself writes none) are clipped with a warning that counts them."""
+    scale = labels.OPENFACE_AU_SCALE
+    outside = (raw < 0) | (raw > scale)
+    if outside.any():
+        rows, cols = outside.nonzero(as_tuple=True)
+        shown = [f"{row_names[r]} {labels.OPENFACE_AU_COLUMNS[c]} = {raw[r, c].item():g}"
+                 for r, c in zip(rows[:3].tolist(), cols[:3].tolist())]
+        warnings.warn(f"{source}: clipped {len(rows)} AU intensities outside OpenFace's range 0..{scale:g} "
+                      f"into it (e.g. {', '.join(shown)})", stacklevel=3)
+    return (raw / scale).clamp_(0.0, 1.0)
+
+
 def read_openface_csv(path: str | Path) -> torch.Tensor:
     """The 17 intensity AUs of an OpenFace CSV as a float tensor (n_rows, 17) in ``labels.AUS`` order.
 
     OpenFace (FaceLandmarkImg / FeatureExtraction ``-aus``) writes a header such as
     ``frame, face_id, timestamp, confidence, success, ..., AU01_r, ..., AU45_r, AU01_c, ...`` (with
     spaces after the commas); columns are found by name. Values (0-5) are divided by
-    ``labels.OPENFACE_AU_SCALE`` and clipped to [0, 1], as GANimation does.
+    ``labels.OPENFACE_AU_SCALE`` and clipped to [0, 1], as GANimation does (values outside 0-5 warn).
+    A non-number, NaN or infinity raises ``LabelFileError`` (file, line, column).
     """
     path = Path(path)
-    header, rows = _openface_table(path)
-    absent = [c for c in labels.OPENFACE_AU_COLUMNS if c not in header]
-    if absent:
-        raise LabelFileError(path, 1, f"missing OpenFace AU columns {absent} (run OpenFace with -aus)")
-    cols = [header.index(c) for c in labels.OPENFACE_AU_COLUMNS]
-    out = torch.zeros(len(rows), len(cols))
-    for r, (line, row) in enumerate(rows):
-        if len(row) != len(header):
-            raise LabelFileError(path, line, f"{len(row)} columns, expected {len(header)}")
-        try:
-            out[r] = torch.tensor([float(row[c]) for c in cols])
-        except ValueError:
-            raise LabelFileError(path, line, "AU intensities should be numbers") from None
-    return (out / labels.OPENFACE_AU_SCALE).clamp_(0.0, 1.0)
+    raw, _ = _raw_openface_csv(path)
+    return _scale_aus(raw, str(path), [f"row {r + 1}" for r in range(len(raw))])
 
 
 def _best_face(path: Path) -> torch.Tensor:
-    """AUs of the most confident face of a one-image OpenFace CSV (the only face, usually)."""
-    aus = read_openface_csv(path)
-    if len(aus) == 0:
+    """Raw AUs of the most confident face of a one-image OpenFace CSV (the only face, usually)."""
+    raw, confidences = _raw_openface_csv(path)
+    if len(raw) == 0:
         raise LabelFileError(path, 2, "no face rows (OpenFace found no face in this image)")
-    if len(aus) > 1:
-        header, rows = _openface_table(path)
-        if "confidence" in header:
-            c = header.index("confidence")
-            return aus[int(np.argmax([float(r[c]) for _, r in rows]))]
-    return aus[0]
+    if len(raw) > 1 and confidences is not None:
+        return raw[int(confidences.argmax())]
+    return raw[0]
 
 
 _OPENFACE_LAYOUT = """\
@@ -697,22 +924,34 @@ class OpenFaceAUs(_FaceDataset):
     Layout of ``albertpumarola/GANimation`` (imgs/, train_ids.csv, test_ids.csv), with the per-image
     OpenFace CSVs in ``aus_openface/`` (read once at construction) or GANimation's ``aus_openface.pkl``
     (a pickle: only load files you trust). With several faces in a CSV the most confident one is used.
+    Listed images that do not exist raise ``MissingImageError`` (``on_corrupt="skip"``: dropped and
+    counted, their AUs not read).
     """
 
     name = "OpenFace AUs"
     layout = _OPENFACE_LAYOUT
 
-    def __init__(self, root, split: str = "train", size: int = 128, on_corrupt: str = "raise"):
+    def __init__(self, root, split: str = "train", size: int = 128, *, on_corrupt: str = "raise"):
         super().__init__(root, size, on_corrupt)
         self.split = _split_name(split, ("train", "test"), self.name)
         self.image_dir = self._require(_find(self.root, "imgs"), "the folder of face images", "imgs")
         ids_path = self._require(_find(self.root, f"{self.split}_ids.csv"),
                                  f"the list of {self.split} images", f"{self.split}_ids.csv")
-        names = [t.split("\t")[0].strip() for t in _read_lines(ids_path) if t.strip()]
-        stems = [n.rsplit(".", 1)[0] if Path(n).suffix else n for n in names]
+        listed = [(line, t.split("\t")[0].strip()) for line, t in enumerate(_read_lines(ids_path), start=1)
+                  if t.strip()]
+        stems = [n.rsplit(".", 1)[0] if Path(n).suffix else n for _, n in listed]
+        kept = self._existing([self._image_path(s) for s in stems], ids_path, [line for line, _ in listed])
+        stems = [stems[k] for k in kept]
+        raw = self._read_aus(stems, ids_path)
+        self._aus = dict(zip(stems, _scale_aus(raw, f"{self.name} ({self.split})", stems)))
+        self.items = stems
+        self._finish(self.split)
+
+    def _read_aus(self, stems: list[str], ids_path: Path) -> torch.Tensor:
+        """The raw intensities (len(stems), 17), from the CSV folder or GANimation's pickle."""
         csv_dir, pkl = _find(self.root, "aus_openface"), _find(self.root, "aus_openface.pkl")
         if csv_dir is not None:
-            self._aus = {s: _best_face(csv_dir / f"{s}.csv") for s in stems}
+            rows = [_best_face(csv_dir / f"{s}.csv") for s in stems]
         elif pkl is not None:
             with open(pkl, "rb") as f:
                 table = _ArrayUnpickler(f, encoding="latin1").load()
@@ -720,12 +959,11 @@ class OpenFaceAUs(_FaceDataset):
             if absent:
                 raise ValueError(f"OpenFace AUs: {len(absent)} images of {ids_path.name} (e.g. {absent[0]}) "
                                  f"have no entry in {pkl}")
-            self._aus = {s: self._pickled_aus(table[s], s, pkl) for s in stems}
+            rows = [self._pickled_aus(table[s], s, pkl) for s in stems]
         else:
             raise _missing(self.name, self.root / "aus_openface", "a folder of OpenFace CSVs (or "
                            "aus_openface.pkl)", self.layout)
-        self.items = stems
-        self._finish(self.split)
+        return torch.stack(rows) if rows else torch.zeros(0, len(labels.AUS))
 
     @staticmethod
     def _pickled_aus(values, stem: str, pkl: Path) -> torch.Tensor:
@@ -734,11 +972,23 @@ class OpenFaceAUs(_FaceDataset):
         if aus.shape != (len(labels.AUS),):
             raise ValueError(f"OpenFace AUs: {pkl} holds {tuple(aus.shape)} values for {stem}, expected "
                              f"the {len(labels.AUS)} intensities {labels.OPENFACE_AU_COLUMNS[0]}..")
-        return (aus / labels.OPENFACE_AU_SCALE).clamp(0, 1)
+        bad = (~torch.isfinite(aus)).nonzero()
+        if len(bad):
+            k = int(bad[0])
+            raise ValueError(f"OpenFace AUs: {pkl} holds {aus[k].item()} for {stem}'s "
+                             f"{labels.OPENFACE_AU_COLUMNS[k]}, not a finite number. Fix: re-run OpenFace "
+                             "on that image and re-create the pickle")
+        return aus
 
-    def _sample(self, stem: str) -> dict:
+    def _item_name(self, stem: str) -> str:
+        return self._image_path(stem).name
+
+    def _image_path(self, stem: str) -> Path:
         path = self.image_dir / f"{stem}.jpg"
         if not path.exists() and (self.image_dir / f"{stem}.png").exists():
-            path = self.image_dir / f"{stem}.png"
-        image = to_tensor(crop_resize(open_image(path), None, self.size))
+            return self.image_dir / f"{stem}.png"
+        return path
+
+    def _sample(self, stem: str) -> dict:
+        image = to_tensor(crop_resize(open_image(self._image_path(stem)), None, self.size))
         return {"image": image, "aus": self._aus[stem].clone()}
