@@ -54,6 +54,7 @@ held out then, not identity-disjoint) train the oracles whose labels the data se
 """
 from __future__ import annotations
 
+import numbers
 import os
 import time
 from dataclasses import dataclass, field
@@ -651,6 +652,21 @@ class Oracles:
                 for k, (op, v) in CPU_BARS.items() if k in s}
 
 
+def _check_size(size) -> int:
+    """The oracles' image side: an int (a TypeError otherwise, whatever its value), a multiple of 32."""
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral):
+        fix = ""
+        if isinstance(size, float) and size.is_integer():
+            fix = f"; write size={int(size)}"
+        elif isinstance(size, str) and size.strip().isdigit():
+            fix = f"; write size={int(size)}, not the string {size!r}"
+        raise TypeError(f"size must be an int (the image side in pixels, a multiple of 32: 32, 64, 128, 256); "
+                        f"got {size!r} ({type(size).__name__}){fix}")
+    if size < 32 or size % 32:
+        raise ValueError(f"size must be a multiple of 32 (32 to 256 for SynthFaces); got {size!r}")
+    return int(size)
+
+
 def load_oracles(size: int = 64, seed: int = 0, profile: str = "cpu", dataset="synthfaces", *, root=None,
                  data_seed: int = 0, which=ORACLES, retrain: bool = False, verbose: bool = True) -> Oracles:
     """Train (once, cached) and return the oracles for images of ``size`` px.
@@ -665,8 +681,7 @@ def load_oracles(size: int = 64, seed: int = 0, profile: str = "cpu", dataset="s
         which: the oracles to load (default all the data set has labels for).
         retrain: ignore the cache and train again.
     """
-    if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 32:
-        raise ValueError(f"size must be a multiple of 32 (32 to 256 for SynthFaces); got {size!r}")
+    size = _check_size(size)
     unknown = [w for w in which if w not in ORACLES]
     if unknown:
         raise ValueError(f"unknown oracle(s) {unknown}; choose from {ORACLES}")

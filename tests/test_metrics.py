@@ -370,3 +370,78 @@ def test_harness_errors_are_clear(faces, tiny):
         evaluate(identity_editor, ds, tiny, n=65)
     with pytest.raises(ValueError, match="oracles measure 32 x 32"):
         evaluate(identity_editor, SynthFaces("test", size=64, n=8), tiny)
+
+
+class _Rescaled:
+    """The ground-truth editor with its output mapped by ``f``: an exact edit on another scale."""
+
+    wants_indices = True
+
+    def __init__(self, ds, f, name: str):
+        from faceedit_nb.metrics import ground_truth_editor
+        self.gt, self.f, self.__name__ = ground_truth_editor(ds), f, name
+
+    def __call__(self, images, source, target, *, indices):
+        return self.f(self.gt(images, source, target, indices=indices))
+
+
+@pytest.mark.parametrize("f, words", [
+    (lambda y: (y + 1) * 127.5, ["returned values in [", "255]", "expects images in [-1, 1]", "[0, 255] images",
+                                 "y / 127.5 - 1"]),
+    (lambda y: ((y + 1) * 127.5).round().to(torch.uint8), ["[0, 255] images", "y / 127.5 - 1"]),
+    (lambda y: (y + 1) / 2, ["never below 0", "input images reach -0.9", "images in [0, 1]",
+                             "expects images in [-1, 1]", "y * 2 - 1"]),
+])
+def test_an_editor_on_another_scale_is_an_error(faces, tiny, f, words):
+    """An exact edit returned in [0, 255] or [0, 1] was clamped to [-1, 1] without a word: a PSNR of 3 or 9 dB
+    where the truth is inf. Now an error naming the observed range, the expected one and the fix."""
+    from faceedit_nb.metrics import evaluate
+    ds, _ = faces
+    with pytest.raises(ValueError) as err:
+        evaluate(_Rescaled(ds, f, "rescaled"), ds, tiny, n=32, batch_size=32, kid_subsets=5, amp=False)
+    assert str(err.value).startswith("the editor rescaled returned values in [")
+    for w in words:
+        assert w in str(err.value), (w, str(err.value))
+
+
+def test_the_zero_one_test_raises_no_false_alarm(faces, tiny):
+    """No error where [0, 1] cannot be told from a real edit: inputs that never go below 0 (an identity editor
+    on bright faces), a collapsed editor that outputs one grey (a bad edit, not another scale), and an editor
+    whose first edits are bright but a later one dark; the [0, 1] error also comes with fewer than 8 edits."""
+    from faceedit_nb.metrics import evaluate, identity_editor
+    ds, b = faces
+
+    class Bright:  # the same faces with every pixel in [0, 1]
+        def __len__(self):
+            return len(ds)
+
+        def batch(self, idx):
+            return {"image": b["image"][idx].abs(), "expression": b["expression"][idx]}
+
+    tab = evaluate(identity_editor, Bright(), tiny, n=16, batch_size=16, kid_subsets=5, amp=False)
+    assert tab.meta["output_range"][0] >= 0 and tab.n("eea") == 8 * 16
+    grey = evaluate(lambda x, s, t: torch.full_like(x, 0.3), ds, tiny, n=16, batch_size=16, kid_subsets=5, amp=False)
+    assert grey.meta["output_range"] == pytest.approx((0.3, 0.3))
+    calls = []
+
+    def dark_later(x, s, t):  # the first 4-image call in [0, 1], the next ones as given
+        calls.append(len(x))
+        return (x + 1) / 2 if len(calls) == 1 else x
+
+    evaluate(dark_later, ds, tiny, n=4, batch_size=4, kid_subsets=5, amp=False)
+    assert calls[0] == 4 and len(calls) == 8
+    with pytest.raises(ValueError, match=r"over its first 7 edits, never below 0.*y \* 2 - 1"):
+        evaluate(lambda x, s, t: (x + 1) / 2, ds, tiny, n=1, batch_size=1, include_source=False, kid_subsets=5,
+                 amp=False)
+
+
+def test_an_overshoot_is_clamped_with_a_warning(faces, tiny):
+    """Values a little beyond [-1, 1] (an unclamped residual generator) are clamped as before, but said."""
+    from faceedit_nb.metrics import evaluate, identity_editor
+    ds, _ = faces
+    with pytest.warns(UserWarning, match=r"returned values in \[-1.1\d\d, 1.200\], beyond \[-1, 1\] on .*% of the "
+                                         r"pixels.*clamp"):
+        tab = evaluate(lambda x, s, t: x * 1.2, ds, tiny, n=16, batch_size=16, kid_subsets=5, amp=False)
+    assert tab.meta["output_range"][1] == pytest.approx(1.2) and 0 < tab.meta["clamped_share"] < 1
+    quiet = evaluate(identity_editor, ds, tiny, n=16, batch_size=16, kid_subsets=5, amp=False)
+    assert quiet.meta["clamped_share"] == 0

@@ -251,6 +251,18 @@ def test_load_oracles_arguments_are_checked():
         O.load_oracles(profile="smoke", dataset=42)
 
 
+@pytest.mark.parametrize("size, fix", [("big", ""), (64.0, "; write size=64"), ("64", "; write size=64, not the string"),
+                                       (True, "")])
+def test_a_size_of_the_wrong_type_is_a_type_error(size, fix):
+    """Not "size must be a multiple of 32" (the range message it got before): the problem is the type.
+    Checked before anything is trained or loaded."""
+    with pytest.raises(TypeError) as err:
+        O.load_oracles(size=size, profile="smoke")
+    msg = str(err.value)
+    assert msg.startswith("size must be an int (the image side in pixels, a multiple of 32")
+    assert f"got {size!r} ({type(size).__name__})" in msg and fix in msg
+
+
 def test_oracles_train_on_a_real_data_set_layout(tmp_path):
     """An OpenFace/GANimation folder (written from SynthFaces) has AUs only: one oracle, the others refuse."""
     root = export_synthfaces(tmp_path / "openface", "openface", n=40, size=64, split=("train", "test"))

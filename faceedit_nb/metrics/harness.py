@@ -37,7 +37,9 @@ printed in the papers.
 """
 from __future__ import annotations
 
+import math
 import time
+import warnings
 from collections import defaultdict
 
 import torch
@@ -193,7 +195,66 @@ def _slots(protocol: Protocol, b: dict, idx: torch.Tensor, dataset, include_sour
             yield dict(src=src, trg=trg, cls=cls, keep=keep, target_expr=t_expr, target_aus=trg, gt={"aus": trg})
 
 
-def _run_editor(editor, x, src, trg, idx, amp: bool, device) -> torch.Tensor:
+class OutputRange:
+    """Watches an editor's outputs for images on another scale than its inputs' [-1, 1], which the harness
+    used to clamp silently (an editor returning [0, 255] images scored a PSNR of 3 dB instead of 35).
+
+    * A value beyond +-:attr:`FAR` (2) cannot be a [-1, 1] image: an error at once ([0, 255]-like).
+    * Values beyond +-:attr:`TOLERANCE` (1.05; rounding, bf16) but within 2 are an overshoot, as an
+      unclamped residual generator makes: clamped as before, but with one warning giving the range and
+      the share of pixels clamped (``table.meta["output_range"]``, ``["clamped_share"]``).
+    * [0, 1]-like: no output value below 0 (-0.02, for rounding) over the first :attr:`FACES` edits (or
+      all, if fewer), while the inputs of those edits reach below -0.5 and the outputs span more than
+      0.25: an error. A faithful editor keeps some of the dark pixels (pupils, hair, shadows) every face
+      has; inputs that are all bright, or a collapsed, constant output, raise nothing.
+    """
+
+    TOLERANCE, FAR, FACES = 1.05, 2.0, 8
+
+    def __init__(self, editor):
+        self.name = getattr(editor, "__name__", None) or repr(editor)
+        self.lo, self.hi, self.in_lo = math.inf, -math.inf, math.inf
+        self.seen = self.pixels = self.clamped = 0
+        self.decided = False  # the [0, 1] test is done (an output below 0 clears it)
+
+    def __call__(self, y: torch.Tensor, x: torch.Tensor) -> None:
+        lo, hi = float(y.min()), float(y.max())
+        self.lo, self.hi, self.in_lo = min(self.lo, lo), max(self.hi, hi), min(self.in_lo, float(x.min()))
+        self.seen, self.pixels = self.seen + len(y), self.pixels + y.numel()
+        if hi > self.FAR or lo < -self.FAR:
+            fix = ("These look like [0, 255] images: return y / 127.5 - 1" if lo >= -self.FAR else
+                   "Map them to [-1, 1] (or end the network with tanh)")
+            raise ValueError(f"the editor {self.name} returned values in [{lo:.3g}, {hi:.3g}]; the harness expects "
+                             f"images in [-1, 1], like the ones it passes in. {fix}")
+        if hi > self.TOLERANCE or lo < -self.TOLERANCE:
+            self.clamped += int((y.abs() > 1).sum())
+        if self.lo < -0.02:
+            self.decided = True
+        elif not self.decided and self.seen >= self.FACES:
+            self.finish()
+
+    def finish(self) -> None:
+        """The [0, 1] test on what has been seen (at the latest after the last edit)."""
+        if not self.decided and self.seen and self.lo >= -0.02 and self.in_lo < -0.5 and self.hi - self.lo > 0.25:
+            raise ValueError(f"the editor {self.name} returned values in [{self.lo:.3f}, {self.hi:.3f}] over its "
+                             f"first {self.seen} edits, never below 0, while its input images reach {self.in_lo:.2f}: "
+                             f"it looks like it returns images in [0, 1]. The harness expects images in [-1, 1], like "
+                             f"its inputs (measured as they are, a perfect edit in [0, 1] scores a PSNR of ~9 dB): "
+                             f"return y * 2 - 1")
+        self.decided = True
+
+    def report(self) -> dict:
+        """What goes into ``table.meta``; warns once when values beyond the tolerance were clamped."""
+        share = self.clamped / max(self.pixels, 1)
+        if self.clamped:
+            warnings.warn(f"the editor {self.name} returned values in [{self.lo:.3f}, {self.hi:.3f}], beyond [-1, 1] "
+                          f"on {share:.2%} of the pixels, which the harness clamped to [-1, 1] before measuring. If "
+                          f"that is more than a small overshoot, fix the editor: end it with tanh or clamp its output "
+                          f"(y.clamp(-1, 1))", stacklevel=3)
+        return {"output_range": (self.lo, self.hi), "clamped_share": share}
+
+
+def _run_editor(editor, x, src, trg, idx, amp: bool, device, watch: OutputRange) -> torch.Tensor:
     kwargs = {"indices": idx} if getattr(editor, "wants_indices", False) else {}
     with torch.no_grad(), autocast(device, enabled=amp):
         y = editor(x, src.to(device), trg.to(device), **kwargs)
@@ -203,6 +264,7 @@ def _run_editor(editor, x, src, trg, idx, amp: bool, device) -> torch.Tensor:
     y = y.detach().float()
     if not torch.isfinite(y).all():
         raise ValueError(f"the editor {editor!r} returned non-finite pixels (nan or inf)")
+    watch(y, x)
     return y.clamp(-1, 1)
 
 
@@ -303,6 +365,7 @@ def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int |
 
     real = defaultdict(list)
     rec = defaultdict(list)
+    watch = OutputRange(editor)
     n_cls = len(P.classes)
     confusion = torch.zeros(n_cls, len(L.PARSING_CLASSES), len(L.PARSING_CLASSES), dtype=torch.long)
     for start in range(0, N, batch_size):
@@ -333,7 +396,7 @@ def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int |
             c = {key: v[lo:lo + batch_size] for key, v in rows.items()}
             k = c["pos"]
             t = time.perf_counter()
-            y = _run_editor(editor, x[k], c["src"], c["trg"], idx[k], amp, device)
+            y = _run_editor(editor, x[k], c["src"], c["trg"], idx[k], amp, device, watch)
             seconds["editor"] += time.perf_counter() - t
             e = nets(y, edited=True)
             rec["order"].append(c["slot"] * N + idx[k])  # canonical row order, whatever the batch size
@@ -378,6 +441,7 @@ def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int |
                         confusion[cl] += confusion_matrix(pred[m], g["mask"][m], len(L.PARSING_CLASSES))
                 seconds["ground truth"] += time.perf_counter() - t
 
+    watch.finish()
     real = {k: torch.cat(v) for k, v in real.items()}
     rec = {k: torch.cat(v) for k, v in rec.items()}
     order = rec.pop("order").argsort()  # target by target, image by image: KID / IS subsets do not
@@ -511,5 +575,6 @@ def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int |
         "ed_reference": ("target AUs" if P.label == "aus" else
                          "ground-truth re-render's AUs" if P.name == "expression" and has_gt else None),
         "skipped": skipped, "seconds": dict(seconds, total=total), "edits_per_second": n_edits / total,
+        **watch.report(),
     }
     return table
