@@ -37,6 +37,12 @@ Rules
 * A corrupt or unreadable ``weights.pt`` (or a ``config.json`` that does not match the config, which
   would mean a hash collision or a hand-edited entry) is reported with a ``CacheWarning`` and the model
   is trained again, overwriting the entry. ``retrain=True`` forces training.
+* No finished training is thrown away: before training, the entry's folder is created and a file written
+  in it, so a cache that cannot be written (read-only, ``FACEEDIT_CACHE`` pointing at a file) raises
+  :class:`CacheWriteError` at once, having trained nothing. Should storing still fail after training, the
+  entry is saved in a new folder under the temporary directory (else the working directory, else home)
+  and the :class:`CacheWriteError` names it (``saved_to``): copy its files into the entry's folder and the
+  next run loads them.
 """
 from __future__ import annotations
 
@@ -57,8 +63,8 @@ from typing import Any, Callable
 import torch
 
 __all__ = [
-    "CacheWarning", "cache_root", "models_dir", "canonical_json", "config_hash", "entry_dir",
-    "is_cached", "load_or_train", "atomic_write",
+    "CacheWarning", "CacheWriteError", "cache_root", "models_dir", "canonical_json", "config_hash",
+    "entry_dir", "is_cached", "load_or_train", "atomic_write",
 ]
 
 HASH_LENGTH = 16  # hex characters of SHA-256 kept in folder names (64 bits)
@@ -69,12 +75,38 @@ class CacheWarning(UserWarning):
     """A cache entry could not be used and is being rebuilt."""
 
 
+class CacheWriteError(OSError):
+    """The cache cannot be written. Raised before training when that can be seen then; raised after training
+    when storing failed, with ``saved_to`` the folder where the trained entry was saved instead (``None``
+    when nothing was trained or no folder anywhere could be written)."""
+
+    saved_to: Path | None = None
+
+
 # --- where ------------------------------------------------------------------------------------------
+def _file_in_the_way(path: Path) -> Path | None:
+    """The regular file (or other non-folder) that ``path`` is or lies under, if any."""
+    for p in (path, *path.parents):
+        if p.exists():
+            return None if p.is_dir() else p
+    return None
+
+
 def cache_root() -> Path:
-    """``$FACEEDIT_CACHE``, else ``$XDG_CACHE_HOME/faceedit-nb``, else ``~/.cache/faceedit-nb``."""
+    """``$FACEEDIT_CACHE``, else ``$XDG_CACHE_HOME/faceedit-nb``, else ``~/.cache/faceedit-nb``.
+
+    ``$FACEEDIT_CACHE`` naming a file (or a path under one) raises :class:`CacheWriteError` at once."""
     env = os.environ.get("FACEEDIT_CACHE")
     if env:
-        return Path(env).expanduser().resolve()
+        root = Path(env).expanduser().resolve()
+        blocker = _file_in_the_way(root)
+        if blocker is not None:
+            where = "is a file" if blocker == root else f"lies under {blocker}, which is a file"
+            raise CacheWriteError(
+                f"FACEEDIT_CACHE={env} {where}, not a folder, so no model can be cached there. Fix: point "
+                "FACEEDIT_CACHE at a folder (export FACEEDIT_CACHE=/path/to/folder), or unset it to use the "
+                "default ~/.cache/faceedit-nb")
+        return root
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return (base / "faceedit-nb").resolve()
@@ -230,9 +262,61 @@ def _training_lock(path: Path, name: str, verbose: bool):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _train_and_store(name: str, config: Any, train_fn, path: Path, build_fn, verbose: bool) -> Any:
-    """Train with ``train_fn(config)`` and store the result atomically in ``path``."""
-    weights, config_file, meta_file = path / "weights.pt", path / "config.json", path / "meta.json"
+def _where_to_fix(cache_dir: str | os.PathLike | None) -> str:
+    """The advice on an unwritable cache: the setting that chose its folder."""
+    if cache_dir is not None:
+        return f"pass load_or_train a writable cache_dir= (it is {cache_dir})"
+    if os.environ.get("FACEEDIT_CACHE"):
+        return f"set FACEEDIT_CACHE to a writable folder (it is {os.environ['FACEEDIT_CACHE']})"
+    return "set FACEEDIT_CACHE to a writable folder"
+
+
+def _ensure_writable(name: str, path: Path, cache_dir: str | os.PathLike | None) -> None:
+    """Before training: create the entry folder and a file in it, so that a cache that cannot be written fails
+    now, with nothing trained, rather than after the training."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        blocker = _file_in_the_way(path)
+        if blocker is not None:
+            why, fix = f"{blocker} is a file, not a folder", f"move {blocker} out of the way"
+        else:
+            folder = next(p for p in (path, *path.parents) if p.exists())  # the one that refuses the write
+            why, fix = f"it is not writable: {type(exc).__name__}: {exc}", f"make {folder} writable"
+        raise CacheWriteError(
+            f"cannot cache {name}: the cache folder {path} cannot be written ({why}); nothing was trained. "
+            f"Fix: {fix}, or {_where_to_fix(cache_dir)}") from exc
+
+
+def _store(path: Path, files: dict[str, Any], state: Any) -> None:
+    """Write an entry: the JSON files, then ``weights.pt`` (whose presence marks the entry as finished)."""
+    for fname, data in files.items():
+        _write_json(path / fname, data)
+    atomic_write(path / "weights.pt", lambda f: torch.save(state, f))
+
+
+def _rescue(path: Path, files: dict[str, Any], state: Any) -> tuple[Path | None, list[str]]:
+    """Save an entry that could not be stored in ``path`` into a new folder under the temporary directory,
+    else the working directory, else the home folder; returns that folder (None if none) and the failures."""
+    failures = []
+    for base in (tempfile.gettempdir(), Path.cwd(), Path.home()):
+        try:
+            folder = Path(tempfile.mkdtemp(prefix="faceedit-nb-unsaved-", dir=base)) / path.name
+            _store(folder, files, state)
+        except OSError as exc:
+            failures.append(f"{base}: {type(exc).__name__}: {exc}")
+        else:
+            return folder, failures
+    return None, failures
+
+
+def _train_and_store(name: str, config: Any, train_fn, path: Path, build_fn, verbose: bool, *,
+                     cache_dir: str | os.PathLike | None = None) -> Any:
+    """Train with ``train_fn(config)`` and store the result atomically in ``path``; should storing fail, save
+    it elsewhere and raise :class:`CacheWriteError` saying where."""
     plain_config = _plain(config)
     if verbose:
         print(f"[cache] training {name} (config hash {path.name.rsplit('-', 1)[1]}) ...")
@@ -250,12 +334,24 @@ def _train_and_store(name: str, config: Any, train_fn, path: Path, build_fn, ver
         raise TypeError(f"train_fn of {name!r} returned {type(result).__name__}: "
                         "return an nn.Module or a dict of tensors and plain values")
 
-    _write_json(config_file, plain_config)
-    _write_json(meta_file, {
+    files = {"config.json": plain_config, "meta.json": {
         "name": name, "kind": kind, "train_seconds": round(seconds, 3), "torch": torch.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    })
-    atomic_write(weights, lambda f: torch.save(state, f))
+    }}
+    try:
+        _store(path, files, state)
+    except OSError as exc:
+        saved, failures = _rescue(path, files, state)
+        where = (f"The trained weights are saved in {saved} (weights.pt, config.json, meta.json): once the cache "
+                 f"is writable, copy those files into {path} (cp {saved}/* {path}/) and the next run loads "
+                 "them instead of training" if saved is not None else
+                 f"The trained weights could not be saved anywhere else either ({'; '.join(failures)})")
+        err = CacheWriteError(
+            f"trained {name} in {seconds:.1f} s but could not store it in the cache folder {path} "
+            f"({type(exc).__name__}: {exc}). {where}. Fix: make {path} writable, or "
+            f"{_where_to_fix(cache_dir)}")
+        err.saved_to = saved
+        raise err from exc
     if verbose:
         print(f"[cache] trained {name} in {seconds:.1f} s, stored as {path.name}")
     return result
@@ -278,17 +374,21 @@ def load_or_train(
     call loads the weights) or a dict of tensors, numbers, strings, lists and dicts (for example
     ``{"G": G.state_dict(), "D": D.state_dict(), "history": [...]}``), returned as loaded.
     Loaded tensors are on the CPU. See the module docstring for the layout and the rules.
+
+    Raises :class:`CacheWriteError` before training when the cache folder cannot be written, and after
+    training when storing failed (the trained entry is then saved elsewhere: see its message and ``saved_to``).
     """
     path = entry_dir(name, config, cache_dir)
     if not retrain:
         found = _load_entry(name, config, path, build_fn, verbose)
         if found is not _MISSING:
             return found
+    _ensure_writable(name, path, cache_dir)  # fail now, not after the training
     with _training_lock(path, name, verbose):
         if not retrain:  # another process may have trained it while this one waited for the lock
             found = _load_entry(name, config, path, build_fn, verbose, warn=False)
             if found is not _MISSING:
                 return found
-        return _train_and_store(name, config, train_fn, path, build_fn, verbose)
+        return _train_and_store(name, config, train_fn, path, build_fn, verbose, cache_dir=cache_dir)
 
 

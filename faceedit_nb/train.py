@@ -32,7 +32,11 @@ What the engine does (like NVlabs/stylegan2-ada-pytorch's ``training_loop``):
 * resume: :meth:`Trainer.run` continues from the newest snapshot in the run directory; a run killed at
   any moment (SIGKILL included) and restarted ends with the same weights, bit for bit, as a run that
   was never interrupted (CPU; every step's randomness must come from the saved RNGs or from the step
-  number, e.g. :func:`epoch_indices`);
+  number, e.g. :func:`epoch_indices`). Resuming says what it does: an unreadable snapshot is named in a
+  :class:`ResumeWarning` before the previous one is tried; a run already past ``total_steps`` is reported
+  (:class:`ResumeWarning`) and left as it is; a snapshot that does not fit the models or optimisers raises
+  :class:`SnapshotMismatchError` naming the file and the keys; an unreadable ``options.json`` raises a
+  ``ValueError`` naming the file and the fix;
 * a loss that turns NaN or infinite stops the run with :class:`NonFiniteLossError` naming the loss and
   the step; no snapshot is written after it, so the last good one stays intact.
 
@@ -48,7 +52,9 @@ import json
 import math
 import os
 import random
+import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -61,8 +67,9 @@ from .cache import atomic_write, cache_root, canonical_json, config_hash
 from .progress import report as report_progress
 
 __all__ = [
-    "Trainer", "NonFiniteLossError", "run_training", "run_dir_for", "default_outdir", "epoch_indices",
-    "constant", "linear_decay", "step_decay", "epoch_linear_decay", "count_parameters",
+    "Trainer", "NonFiniteLossError", "SnapshotMismatchError", "ResumeWarning", "run_training", "run_dir_for",
+    "default_outdir", "epoch_indices", "constant", "linear_decay", "step_decay", "epoch_linear_decay",
+    "count_parameters",
 ]
 
 SNAPSHOT_FORMAT = 1
@@ -70,6 +77,14 @@ SNAPSHOT_FORMAT = 1
 
 class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or infinite; training stopped before any update or snapshot used it."""
+
+
+class SnapshotMismatchError(ValueError):
+    """A snapshot does not fit the trainer's models, optimisers or EMA copies (the code changed since)."""
+
+
+class ResumeWarning(UserWarning):
+    """Resuming did something other than continue from the newest snapshot."""
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -155,6 +170,17 @@ def _to_device(batch: Any, dev: torch.device) -> Any:
 
 def _number(v: Any) -> float:
     return float(v.detach().float().item()) if isinstance(v, torch.Tensor) else float(v)
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message in one line of at most ``limit`` characters (torch's run to pages; of a refused
+    ``weights_only`` load, the unpickler's own reason is kept)."""
+    text = str(exc).strip()
+    refused = re.search(r"WeightsUnpickler error:\s*(\S.*)", text)
+    if refused:
+        text = f"not a file torch.load(weights_only=True) accepts: {refused.group(1).strip()}"
+    text = text.splitlines()[0] if text else ""
+    return text if len(text) <= limit else text[:limit] + " ..."
 
 
 def _rng_state(generators: Mapping[str, torch.Generator]) -> dict:
@@ -342,24 +368,62 @@ class Trainer:
             "rng": _rng_state(self.generators),
         }
 
-    def load_state_dict(self, state: Mapping) -> None:
-        if state.get("format") != SNAPSHOT_FORMAT:
-            raise ValueError(f"snapshot format {state.get('format')!r} is not {SNAPSHOT_FORMAT}")
+    def _misfits(self, state: Mapping) -> list[str]:
+        """How ``state`` does not fit this trainer: models, EMA copies and optimisers by name, then each
+        model's missing, unexpected and wrongly shaped keys and each optimiser's parameter groups."""
+        if not isinstance(state, Mapping) or state.get("format") != SNAPSHOT_FORMAT:
+            found = state.get("format") if isinstance(state, Mapping) else type(state).__name__
+            return [f"snapshot format {found!r} is not {SNAPSHOT_FORMAT}"]
+        problems = []
         for group in ("models", "optimizers", "ema"):
-            want, have = set(getattr(self, group)), set(state[group])
+            want, have = set(getattr(self, group)), set(state.get(group, {}))
             if want != have:
-                raise KeyError(f"snapshot holds {group} {sorted(have)} but this trainer has {sorted(want)}")
-        for k, m in self.models.items():
-            m.load_state_dict(state["models"][k])
-        for k, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
-        for k, s in self.scalers.items():
-            if s.is_enabled() and k in state["scalers"]:
-                s.load_state_dict(state["scalers"][k])
-        for k, m in self.ema.items():
-            m.load_state_dict(state["ema"][k])
-        _set_rng_state(state["rng"], self.generators)
-        self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+                problems.append(f"it holds {group} {sorted(have)} but this trainer has {sorted(want)}")
+        if problems:
+            return problems
+        for group in ("models", "ema"):
+            for k, m in getattr(self, group).items():
+                mine, theirs = m.state_dict(), state[group][k]
+                missing = sorted(set(mine) - set(theirs))
+                unexpected = sorted(set(theirs) - set(mine))
+                shapes = [f"{n} (snapshot {list(theirs[n].shape)}, model {list(t.shape)})" for n, t in mine.items()
+                          if n in theirs and isinstance(theirs[n], torch.Tensor) and theirs[n].shape != t.shape]
+                for what, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                                   ("wrong shape", shapes)):
+                    if keys:
+                        problems.append(f"{'model' if group == 'models' else 'EMA copy'} {k!r}: {what} "
+                                        f"{', '.join(keys)}")
+        for k, opt in self.optimizers.items():
+            mine = [len(g["params"]) for g in opt.param_groups]
+            theirs = [len(g["params"]) for g in state["optimizers"][k].get("param_groups", [])]
+            if mine != theirs:
+                problems.append(f"optimizer {k!r}: parameter groups of {theirs} parameters in the snapshot, "
+                                f"{mine} here")
+        return problems
+
+    def load_state_dict(self, state: Mapping, *, source: str = "the state dict") -> None:
+        """Restore :meth:`state_dict`; raises :class:`SnapshotMismatchError` naming ``source`` and every key
+        that does not fit, before changing anything."""
+        fix = ("The models or optimisers changed since it was written: restore the code that wrote it, use another "
+               "run directory, or pass resume=False to start the run over (this deletes its snapshots)")
+        problems = self._misfits(state)
+        if problems:
+            raise SnapshotMismatchError(f"{source} does not fit this trainer: {'; '.join(problems)}. {fix}")
+        try:
+            for k, m in self.models.items():
+                m.load_state_dict(state["models"][k])
+            for k, o in self.optimizers.items():
+                o.load_state_dict(state["optimizers"][k])
+            for k, s in self.scalers.items():
+                if s.is_enabled() and k in state["scalers"]:
+                    s.load_state_dict(state["scalers"][k])
+            for k, m in self.ema.items():
+                m.load_state_dict(state["ema"][k])
+            _set_rng_state(state["rng"], self.generators)
+            self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        except (KeyError, ValueError, RuntimeError, TypeError) as exc:  # what the checks above do not foresee
+            raise SnapshotMismatchError(f"{source} does not fit this trainer ({type(exc).__name__}: "
+                                        f"{_first_line(exc)}). {fix}") from exc
 
     def snapshots(self) -> list[Path]:
         """The run's snapshot files, oldest first."""
@@ -375,13 +439,19 @@ class Trainer:
 
     def _load_latest(self) -> Path | None:
         errors = []
-        for path in reversed(self.snapshots()):
+        snapshots = self.snapshots()
+        for i in range(len(snapshots) - 1, -1, -1):
+            path = snapshots[i]
             try:
                 state = torch.load(path, map_location=self.device, weights_only=True)
-            except Exception as exc:  # unreadable file (e.g. copied half-way): try the previous one
-                errors.append(f"{path.name}: {type(exc).__name__}: {exc}")
+            except Exception as exc:  # unreadable file (e.g. copied half-way): say so, try the previous one
+                reason = f"{type(exc).__name__}: {_first_line(exc)}"
+                errors.append(f"{path.name}: {reason}")
+                then = (f"skipping it and trying the previous snapshot, {snapshots[i - 1].name} (the steps after "
+                        "that one are trained again)" if i else "there is no earlier snapshot")
+                warnings.warn(f"snapshot {path} cannot be read ({reason}); {then}", ResumeWarning, stacklevel=3)
                 continue
-            self.load_state_dict(state)
+            self.load_state_dict(state, source=f"snapshot {path}")
             return path
         if errors:
             raise RuntimeError(f"no snapshot in {self.run_dir} could be read ({'; '.join(errors)}); "
@@ -396,13 +466,42 @@ class Trainer:
             for p in self.snapshots() + [self.run_dir / "stats.jsonl"] + list(self.run_dir.glob("samples-*.png")):
                 p.unlink(missing_ok=True)
         elif opts.is_file() and self.snapshots():
-            old = json.loads(opts.read_text())
+            old = self._read_options(opts)
             if old != self.options:
                 diff = sorted(k for k in set(old) | set(self.options) if old.get(k) != self.options.get(k))
                 raise ValueError(f"{self.run_dir} holds a run started with other options (differing: {diff}); "
                                  "use another run directory, or resume=False to start this one over")
         text = json.dumps(self.options, indent=2, sort_keys=True) + "\n"
         atomic_write(opts, lambda f: f.write(text), mode="w")
+
+    def _read_options(self, opts: Path) -> dict:
+        """The options a run was started with, or a ``ValueError`` naming the file and the fix."""
+        try:
+            old = json.loads(opts.read_text())
+        except (OSError, ValueError) as exc:  # ValueError includes JSON and UTF-8 decoding errors
+            reason = f"{type(exc).__name__}: {_first_line(exc)}"
+        else:
+            if isinstance(old, dict):
+                return old
+            reason = f"it holds a JSON {type(old).__name__}, not an object"
+        raise ValueError(
+            f"{opts} cannot be read ({reason}); it records the options the run in {self.run_dir} was started with, "
+            f"so resuming cannot check them. Fix: if the run was started with these same options, delete {opts} "
+            "(it is written again) and rerun; otherwise use another run directory, or pass resume=False to start "
+            "this one over (this deletes its snapshots)")
+
+    def _resume(self) -> None:
+        """Continue from the newest readable snapshot, or seed a fresh run; say so when the snapshot is already
+        past ``total_steps``."""
+        resumed = self._load_latest() if self.resume else None
+        if resumed is None:
+            _device.seed_everything(self.seed)
+            self.step, self.elapsed = 0, 0.0
+        elif self.step > self.total_steps:
+            warnings.warn(
+                f"{resumed} is at step {self.step}, past total_steps={self.total_steps}: nothing is trained and "
+                f"the models stay those of step {self.step}. For a {self.total_steps}-step run, use another run "
+                "directory or pass resume=False (this deletes the run's snapshots)", ResumeWarning, stacklevel=3)
 
     def _restore_stats(self) -> None:
         """Keep the stats lines up to the resumed step (the steps after it will be logged again)."""
@@ -520,10 +619,7 @@ class Trainer:
         from tqdm.auto import tqdm
 
         self._prepare_run_dir()
-        resumed = self._load_latest() if self.resume else None
-        if resumed is None:
-            _device.seed_everything(self.seed)
-            self.step, self.elapsed = 0, 0.0
+        self._resume()
         self._restore_stats()
         for m in self.models.values():
             m.train()

@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
 
 from faceedit_nb import cache
-from faceedit_nb.cache import CacheWarning, config_hash, entry_dir, load_or_train
+from faceedit_nb.cache import CacheWarning, CacheWriteError, config_hash, entry_dir, load_or_train
 
 
 @dataclasses.dataclass
@@ -229,3 +232,90 @@ def test_fields_without_effect_stay_out_of_the_key():
     on = off.replace(curve_every=100)
     assert json.loads(cache.canonical_json(on))["curve_faces"] == 200
     assert config_hash(on) != config_hash(off) != config_hash(on.replace(curve_faces=50))
+
+
+# --- nothing trained is thrown away ----------------------------------------------------------------------
+@pytest.fixture
+def read_only(monkeypatch):
+    """``read_only(folder)`` makes ``folder`` refuse new files: chmod for a regular user; root writes through
+    any mode, so as root the file creation the cache does (``tempfile.mkstemp``) is refused in that folder
+    with the error the kernel gives a regular user."""
+    folders = []
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir).resolve() in folders:
+            raise PermissionError(errno.EACCES, "Permission denied", str(dir))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    def make(folder: Path) -> None:
+        folder.chmod(0o555)
+        folders.append(folder.resolve())
+        if os.geteuid() == 0:
+            monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    yield make
+    for folder in folders:
+        folder.chmod(0o755)
+
+
+def test_an_unwritable_cache_fails_before_training(tmp_path, read_only):
+    train = Counter()
+    # the folder of the entry exists (an earlier run was killed while training) but cannot be written
+    entry = entry_dir("lin", Cfg(), tmp_path / "models")
+    entry.mkdir(parents=True)
+    read_only(entry)
+    with pytest.raises(CacheWriteError, match="nothing was trained") as e:
+        load_or_train("lin", Cfg(), train, build_fn=build, cache_dir=tmp_path / "models", verbose=False)
+    assert train.calls == 0
+    assert f"the cache folder {entry} cannot be written (it is not writable: PermissionError" in str(e.value)
+    assert f"Fix: make {entry} writable, or pass load_or_train a writable cache_dir=" in str(e.value)
+    # a cache folder under a regular file: refused as well (for root too)
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(CacheWriteError, match=f"{tmp_path / 'a-file'} is a file, not a folder"):
+        load_or_train("lin", Cfg(), train, build_fn=build, cache_dir=tmp_path / "a-file" / "models", verbose=False)
+    assert train.calls == 0
+
+
+def test_faceedit_cache_naming_a_file_is_refused_at_once(tmp_path, monkeypatch):
+    target = tmp_path / "cache.txt"
+    target.write_text("")
+    monkeypatch.setenv("FACEEDIT_CACHE", str(target))
+    train = Counter()
+    with pytest.raises(CacheWriteError) as e:
+        load_or_train("lin", Cfg(), train, build_fn=build, verbose=False)
+    assert train.calls == 0
+    assert str(e.value).startswith(f"FACEEDIT_CACHE={target} is a file, not a folder")
+    assert "Fix: point FACEEDIT_CACHE at a folder" in str(e.value) and "or unset it" in str(e.value)
+    monkeypatch.setenv("FACEEDIT_CACHE", str(target / "sub"))
+    with pytest.raises(CacheWriteError, match=f"lies under {target}, which is a file"):
+        cache.cache_root()
+
+
+def test_weights_that_cannot_be_stored_after_training_are_saved_elsewhere(tmp_path, monkeypatch, read_only):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where the rescued entry goes
+    (tmp_path / "tmp").mkdir()
+    models, entry = tmp_path / "models", entry_dir("lin", Cfg(), tmp_path / "models")
+    train = Counter()
+
+    def train_then_lose_the_cache(cfg):  # the cache becomes read-only while the model trains
+        model = train(cfg)
+        read_only(entry)
+        return model
+
+    with pytest.raises(CacheWriteError) as e:
+        load_or_train("lin", Cfg(), train_then_lose_the_cache, build_fn=build, cache_dir=models, verbose=False)
+    saved = e.value.saved_to
+    assert train.calls == 1 and saved is not None and saved.parent.parent == tmp_path / "tmp"
+    assert "trained lin in " in str(e.value) and f"could not store it in the cache folder {entry}" in str(e.value)
+    assert f"The trained weights are saved in {saved} (weights.pt, config.json, meta.json)" in str(e.value)
+    assert f"cp {saved}/* {entry}/" in str(e.value) and f"Fix: make {entry} writable" in str(e.value)
+    state = torch.load(saved / "weights.pt", weights_only=True)
+    assert float(state["weight"][0, 0]) == 1.0  # the weights of that training
+    assert not cache.is_cached("lin", Cfg(), models)
+    # the message's fix works: once the folder is writable, the copied files load without training
+    entry.chmod(0o755)
+    monkeypatch.undo()
+    for f in saved.iterdir():
+        (entry / f.name).write_bytes(f.read_bytes())
+    model = load_or_train("lin", Cfg(), train, build_fn=build, cache_dir=models, verbose=False)
+    assert train.calls == 1 and float(model.weight.detach()[0, 0]) == 1.0

@@ -23,8 +23,8 @@ from faceedit_nb.papers import ganimation as GA
 from faceedit_nb.papers import stargan as SG
 from faceedit_nb import labels as L
 from faceedit_nb import losses
-from faceedit_nb.train import (NonFiniteLossError, Trainer, epoch_indices, epoch_linear_decay, linear_decay,
-                               run_dir_for, run_training, step_decay)
+from faceedit_nb.train import (NonFiniteLossError, ResumeWarning, SnapshotMismatchError, Trainer, epoch_indices,
+                               epoch_linear_decay, linear_decay, run_dir_for, run_training, step_decay)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -193,6 +193,91 @@ def test_rng_states_round_trip_through_a_snapshot(tmp_path):
     random.seed(9), np.random.seed(9), torch.manual_seed(9), g.manual_seed(9)
     tr.load_state_dict(state)
     assert (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=g).item()) == want
+
+
+# --- resuming says what it does -------------------------------------------------------------------------
+def test_a_corrupt_newest_snapshot_is_named_and_the_run_resumes_from_the_previous_one(tmp_path):
+    tr, step, data = toy(tmp_path, total_steps=6, snapshot_every=2, precision="fp32")
+    tr.run(step, data)
+    newest = tmp_path / "run" / "snapshot-0000006.pt"
+    newest.write_bytes(b"garbage")  # e.g. a file copied half-way
+    tr2, step2, data2 = toy(tmp_path, total_steps=8, snapshot_every=2, precision="fp32")
+    seen = []
+    with pytest.warns(ResumeWarning) as w:
+        tr2.run(lambda b, i: (seen.append(i), step2(b, i))[1], data2)
+    [message] = [str(x.message) for x in w if x.category is ResumeWarning]
+    assert message.startswith(f"snapshot {newest} cannot be read (UnpicklingError: not a file "
+                              "torch.load(weights_only=True) accepts")
+    assert "trying the previous snapshot, snapshot-0000004.pt" in message
+    assert seen == [4, 5, 6, 7] and tr2.step == 8
+    # resumed from step 4, the run ends where one never interrupted ends, bit for bit
+    straight, step3, data3 = toy(tmp_path, total_steps=8, snapshot_every=2, precision="fp32",
+                                 run_dir=tmp_path / "straight")
+    straight.run(step3, data3)
+    _assert_same(tr2.state_dict()["models"], straight.state_dict()["models"], "models")
+    _assert_same(tr2.state_dict()["optimizers"], straight.state_dict()["optimizers"], "optimizers")
+
+
+def test_resuming_a_run_already_past_total_steps_says_so(tmp_path):
+    tr, step, data = toy(tmp_path, total_steps=6, snapshot_every=2)
+    tr.run(step, data)
+    tr2, step2, data2 = toy(tmp_path, total_steps=4, snapshot_every=2)
+    calls = []
+    with pytest.warns(ResumeWarning) as w:
+        tr2.run(lambda b, i: calls.append(i), data2)
+    [message] = [str(x.message) for x in w if x.category is ResumeWarning]
+    assert message == (f"{tmp_path / 'run' / 'snapshot-0000006.pt'} is at step 6, past total_steps=4: nothing is "
+                       "trained and the models stay those of step 6. For a 4-step run, use another run directory "
+                       "or pass resume=False (this deletes the run's snapshots)")
+    assert calls == [] and tr2.step == 6
+
+
+class Reshaped(torch.nn.Module):
+    """The toy's Linear(4, 1) after a code change: a wider weight, no bias, a new scale."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(2, 4))
+        self.scale = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return (x @ self.weight.T)[:, :1] * self.scale
+
+
+def test_a_snapshot_that_does_not_fit_names_the_file_and_the_keys(tmp_path):
+    tr, step, data = toy(tmp_path, total_steps=2, snapshot_every=2)
+    tr.run(step, data)
+    model = Reshaped()
+    tr2 = Trainer({"net": model}, {"opt": torch.optim.Adam(model.parameters())}, total_steps=4,
+                  run_dir=tmp_path / "run", progress=False)
+    calls = []
+    with pytest.raises(SnapshotMismatchError) as e:
+        tr2.run(lambda b, i: calls.append(i), data)
+    snap = tmp_path / "run" / "snapshot-0000002.pt"
+    assert str(e.value).startswith(
+        f"snapshot {snap} does not fit this trainer: model 'net': missing keys scale; model 'net': unexpected keys "
+        "bias; model 'net': wrong shape weight (snapshot [1, 4], model [2, 4])")
+    assert "use another run directory, or pass resume=False" in str(e.value)
+    assert calls == [] and torch.equal(model.weight, torch.zeros(2, 4))  # nothing was loaded half-way
+
+
+def test_a_corrupt_options_json_names_the_file_and_the_fix(tmp_path):
+    tr, step, data = toy(tmp_path, total_steps=2, snapshot_every=2, options={"lr": 1})
+    tr.run(step, data)
+    opts = tmp_path / "run" / "options.json"
+    opts.write_text('{"lr": 1')  # cut short
+    tr2, step2, data2 = toy(tmp_path, total_steps=4, snapshot_every=2, options={"lr": 1})
+    calls = []
+    with pytest.raises(ValueError) as e:
+        tr2.run(lambda b, i: calls.append(i), data2)
+    assert str(e.value).startswith(f"{opts} cannot be read (JSONDecodeError: ")
+    assert (f"Fix: if the run was started with these same options, delete {opts} (it is written again) and "
+            "rerun; otherwise use another run directory, or pass resume=False") in str(e.value)
+    assert calls == [] and opts.read_text() == '{"lr": 1'
+    opts.unlink()  # the fix works
+    tr3, step3, data3 = toy(tmp_path, total_steps=4, snapshot_every=2, options={"lr": 1})
+    tr3.run(lambda b, i: (calls.append(i), step3(b, i))[1], data3)
+    assert calls == [2, 3] and json.loads(opts.read_text()) == {"lr": 1}
 
 
 # --- NaN stops ------------------------------------------------------------------------------------------
