@@ -54,6 +54,7 @@ import argparse
 import ast
 import copy
 import dataclasses
+import difflib
 import hashlib
 import json
 import math
@@ -69,6 +70,7 @@ from typing import Any, Iterable, Sequence
 import nbformat
 import yaml
 
+from . import parameters as nb_parameters
 from .progress import Monitor
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -149,35 +151,12 @@ def parameters_cell_index(nb: nbformat.NotebookNode, name: str) -> int:
 
 
 def parse_parameters(source: str, name: str = "<cell>") -> dict[str, Any]:
-    """The assignments of a parameters cell, ``{name: value}``; only literal assignments are allowed."""
+    """The assignments of a parameters cell, ``{name: value}``; only literal assignments are allowed
+    (:func:`faceedit_nb.parameters.parse_parameters`, which the notebooks' own check uses too)."""
     try:
-        tree = ast.parse(source)
-    except SyntaxError as exc:
-        raise BookError(f"notebook {name!r}: parameters cell is not plain Python ({exc.msg}, line {exc.lineno}); "
-                        "magics and shell escapes do not belong there") from exc
-    params: dict[str, Any] = {}
-    for node in tree.body:
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
-            continue  # a docstring-like comment
-        if isinstance(node, ast.Assign):
-            targets, value = node.targets, node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None and node.simple:
-            targets, value = [node.target], node.value
-        else:
-            raise BookError(f"notebook {name!r}: parameters cell line {node.lineno}: only literal assignments "
-                            f"(`x = 1`) are allowed, found `{ast.unparse(node)}`")
-        if not all(isinstance(t, ast.Name) for t in targets):
-            raise BookError(f"notebook {name!r}: parameters cell line {node.lineno}: assign to plain names only")
-        try:
-            literal = ast.literal_eval(value)
-        except ValueError as exc:
-            raise BookError(f"notebook {name!r}: parameter {targets[0].id} = {ast.unparse(value)} is not a literal; "
-                            "keep the parameters cell literal and derive values in the next cell") from exc
-        for t in targets:
-            params[t.id] = literal
-    if not params:
-        raise BookError(f"notebook {name!r}: the parameters cell declares no parameter")
-    return params
+        return nb_parameters.parse_parameters(source, name)
+    except nb_parameters.ParameterError as exc:
+        raise BookError(str(exc)) from exc
 
 
 def declared_parameters(nb: nbformat.NotebookNode, name: str) -> dict[str, Any]:
@@ -214,16 +193,7 @@ def load_profiles(path: str | os.PathLike | None, notebooks: Iterable[str]) -> d
     return out
 
 
-def _type_ok(default: Any, value: Any) -> bool:
-    if default is None or value is None:
-        return True
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(default, bool) and isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float))
-    if isinstance(default, (list, tuple)):
-        return isinstance(value, (list, tuple))
-    return isinstance(value, type(default))
+_type_ok = nb_parameters.type_ok  # an int for a float, a tuple for a list; the default's type otherwise
 
 
 def profile_overrides(name: str, declared: dict[str, Any], profiles: dict, profile: str) -> dict[str, Any]:
@@ -233,12 +203,16 @@ def profile_overrides(name: str, declared: dict[str, Any], profiles: dict, profi
     overrides = dict(profiles.get(name, {}).get(profile, {}))
     for key, value in overrides.items():
         if key not in declared:
+            near = difflib.get_close_matches(key, list(declared), n=1)
             raise BookError(f"notebook {name!r}: profile {profile!r} sets parameter {key!r}, which the notebook "
-                            f"does not declare; declared parameters: {', '.join(declared)}")
+                            f"does not declare" + (f" (did you mean {near[0]!r}?)" if near else "")
+                            + f"; declared parameters: {', '.join(declared)}")
         if not _type_ok(declared[key], value):
             raise BookError(f"notebook {name!r}: profile {profile!r} sets {key} = {value!r} "
                             f"({type(value).__name__}) but the default is {declared[key]!r} "
-                            f"({type(declared[key]).__name__}); in YAML write floats like 1.0e-4")
+                            f"({type(declared[key]).__name__})" + ("; in YAML write floats like 1.0e-4"
+                                                                    if isinstance(declared[key], float) else "")
+                            + f"; declared parameters: {', '.join(declared)}")
     return overrides
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Keep what every notebook repeats in step with ``book/_config.yml``: the install cell and the Colab badge.
+"""Keep what every notebook repeats in step: the install cell, the Colab badge, the parameter check.
 
 The repository's URL and branch are configured once, in ``book/_config.yml`` (``repository.url``,
 ``repository.branch``). Each source notebook repeats them twice, because a notebook opened on Colab has
@@ -10,6 +10,13 @@ nothing else to read them from:
   sits in, else from ``git+<repository.url>@<branch>``;
 * its **Colab badge** in the first markdown cell.
 
+And every notebook has the same **parameter check** right after its ``parameters`` cell (tagged
+``check-parameters``): :func:`faceedit_nb.parameters.check_parameters` stops the notebook when papermill
+set a parameter the parameters cell does not declare, or a value of the wrong type.
+
+Notebooks are read and written as JSON, as they are stored (key order, cell ids and the layout of each
+cell's source are kept); only the cells out of step change.
+
 Usage::
 
     python scripts/sync_notebooks.py           # rewrite the install cells and badges of notebooks/**.ipynb
@@ -18,17 +25,24 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
 
-import nbformat
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 TAGS = ["install", "hide-cell"]
 BADGE = re.compile(r"https://colab\.research\.google\.com/github/[^)\s\"']+?/notebooks/[^)\s\"']+?\.ipynb")
 MARKER = "# Installs the book's package where it is missing"
+CHECK_TAGS = ["check-parameters", "hide-cell"]
+CHECK_CELL = '''\
+# Stops here if papermill set a parameter that the parameters cell above does not declare, or a value of
+# the wrong type (papermill nb.ipynb out.ipynb -p sizee 32). Written by scripts/sync_notebooks.py.
+from faceedit_nb.parameters import check_parameters
+
+check_parameters()'''
 
 INSTALL_CELL = '''\
 # Installs the book's package where it is missing (Colab, a fresh environment): from the checkout this
@@ -67,51 +81,126 @@ def badge_url(url: str, branch: str, name: str) -> str:
     return f"https://colab.research.google.com/github/{url[len('https://github.com/'):]}/blob/{branch}/notebooks/{name}.ipynb"
 
 
-def install_cell_index(nb: nbformat.NotebookNode) -> int | None:
+def source(cell) -> str:
+    """A cell's source as one string (stored as a string or as a list of lines)."""
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def set_source(cell, text: str) -> None:
+    """Set a cell's source, stored the way it was (a list of lines or one string)."""
+    cell["source"] = text.splitlines(True) if isinstance(cell.get("source"), list) else text
+
+
+def tags_of(cell) -> list[str]:
+    return cell.setdefault("metadata", {}).setdefault("tags", [])
+
+
+def new_code_cell(nb, text: str, tags: list[str], cell_id: str) -> dict:
+    """A code cell laid out like the notebook's others (sorted keys, as nbformat writes them; the source
+    as a list of lines if the notebook's code cells store it so), with an id unique in the notebook."""
+    taken = {c.get("id") for c in nb["cells"]}
+    unique = cell_id if cell_id not in taken else next(f"{cell_id}-{k}" for k in range(2, 999)
+                                                       if f"{cell_id}-{k}" not in taken)
+    as_list = any(isinstance(c.get("source"), list) for c in nb["cells"] if c.get("cell_type") == "code")
+    cell = {"cell_type": "code", "execution_count": None, "id": unique, "metadata": {"tags": list(tags)},
+            "outputs": [], "source": text.splitlines(True) if as_list else text}
+    if nb.get("nbformat", 4) == 4 and nb.get("nbformat_minor", 5) < 5:
+        del cell["id"]  # cell ids exist from nbformat 4.5 on
+    return cell
+
+
+def install_cell_index(nb) -> int | None:
     """The install cell: the code cell tagged ``install``, else the first code cell that imports nothing
     but tries ``faceedit_nb`` (older notebooks); None if there is none."""
-    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    code = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"]
     for i in code:
-        if "install" in nb.cells[i].get("metadata", {}).get("tags", []):
+        if "install" in nb["cells"][i].get("metadata", {}).get("tags", []):
             return i
-    if code and "faceedit_nb" in nb.cells[code[0]].source and ("pip install" in nb.cells[code[0]].source
-                                                               or MARKER in nb.cells[code[0]].source):
+    first = source(nb["cells"][code[0]]) if code else ""
+    if code and "faceedit_nb" in first and ("pip install" in first or MARKER in first):
         return code[0]
     return None
 
 
-def sync(nb: nbformat.NotebookNode, name: str, url: str, branch: str) -> list[str]:
-    """Bring ``nb`` in step (in place); returns what was out of step."""
+def sync_install(nb, url: str, branch: str) -> list[str]:
     changes = []
     i = install_cell_index(nb)
     if i is None:
         changes.append("no install cell (a code cell tagged 'install'): added one")
-        first_code = next((k for k, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
-        cell = nbformat.v4.new_code_cell(install_source(url, branch), metadata={"tags": list(TAGS)})
-        nb.cells.insert(first_code, cell)
-    else:
-        cell = nb.cells[i]
-        if cell.source != install_source(url, branch):
-            changes.append(f"cell {i}: the install cell differs from the one _config.yml's repository gives")
-            cell.source = install_source(url, branch)
-        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
-        missing = [t for t in TAGS if t not in tags]
-        if missing:
-            changes.append(f"cell {i}: the install cell lacks the tags {missing}")
-            tags.extend(missing)
-    want = badge_url(url, branch, name)
-    first_md = next((c for c in nb.cells if c.cell_type == "markdown"), None)
-    if first_md is not None:
-        found = BADGE.findall(first_md.source)
-        if not found:
-            changes.append("the first markdown cell has no Colab badge: added one")
-            lines = first_md.source.split("\n")
-            badge = f"[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]({want})"
-            first_md.source = "\n".join(lines[:1] + ["", badge] + lines[1:])
-        elif any(u != want for u in found):
-            changes.append(f"the Colab badge points to {found[0]}, not {want}")
-            first_md.source = BADGE.sub(want, first_md.source)
+        first_code = next((k for k, c in enumerate(nb["cells"]) if c["cell_type"] == "code"), len(nb["cells"]))
+        nb["cells"].insert(first_code, new_code_cell(nb, install_source(url, branch), TAGS, "install"))
+        return changes
+    cell = nb["cells"][i]
+    if source(cell) != install_source(url, branch):
+        changes.append(f"cell {i}: the install cell differs from the one _config.yml's repository gives")
+        set_source(cell, install_source(url, branch))
+    tags = tags_of(cell)
+    missing = [t for t in TAGS if t not in tags]
+    if missing:
+        changes.append(f"cell {i}: the install cell lacks the tags {missing}")
+        tags.extend(missing)
     return changes
+
+
+def sync_check(nb) -> list[str]:
+    """The parameter check: right after the parameters cell (none without one: the runner reports that)."""
+    cells = nb["cells"]
+    params = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(params) != 1:
+        return []
+    found = [i for i, c in enumerate(cells) if CHECK_TAGS[0] in c.get("metadata", {}).get("tags", [])]
+    changes = []
+    if not found:
+        changes.append("no parameter check after the parameters cell: added one")
+        cells.insert(params[0] + 1, new_code_cell(nb, CHECK_CELL, CHECK_TAGS, "check-parameters"))
+        return changes
+    cell = cells[found[0]]
+    for extra in reversed(found[1:]):
+        changes.append(f"cell {extra}: a second parameter check: removed")
+        del cells[extra]
+    if found[0] != params[0] + 1:
+        changes.append(f"cell {found[0]}: the parameter check is not right after the parameters cell: moved there")
+        cells.remove(cell)
+        cells.insert(next(i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])) + 1,
+                     cell)
+    if source(cell) != CHECK_CELL:
+        changes.append("the parameter check differs from scripts/sync_notebooks.py's")
+        set_source(cell, CHECK_CELL)
+    missing = [t for t in CHECK_TAGS if t not in tags_of(cell)]
+    if missing:
+        changes.append(f"the parameter check lacks the tags {missing}")
+        tags_of(cell).extend(missing)
+    return changes
+
+
+def sync_badge(nb, name: str, url: str, branch: str) -> list[str]:
+    want = badge_url(url, branch, name)
+    first_md = next((c for c in nb["cells"] if c["cell_type"] == "markdown"), None)
+    if first_md is None:
+        return []
+    text = source(first_md)
+    found = BADGE.findall(text)
+    if not found:
+        lines = text.split("\n")
+        badge = f"[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]({want})"
+        set_source(first_md, "\n".join(lines[:1] + ["", badge] + lines[1:]))
+        return ["the first markdown cell has no Colab badge: added one"]
+    if any(u != want for u in found):
+        set_source(first_md, BADGE.sub(want, text))
+        return [f"the Colab badge points to {found[0]}, not {want}"]
+    return []
+
+
+def sync(nb, name: str, url: str, branch: str) -> list[str]:
+    """Bring ``nb`` (a notebook as a dict: read with json or nbformat) in step, in place; returns what was
+    out of step."""
+    return sync_install(nb, url, branch) + sync_check(nb) + sync_badge(nb, name, url, branch)
+
+
+def write_json(nb, path: Path) -> None:
+    """As the notebooks are stored: ``json.dump(nb, indent=1, ensure_ascii=False)`` and a newline."""
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = args.paths or sorted(p for p in notebooks_dir.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
     stale = 0
     for path in paths:
-        nb = nbformat.read(str(path), as_version=4)
+        nb = json.loads(path.read_text(encoding="utf-8"))
         try:
             name = path.resolve().relative_to(notebooks_dir).with_suffix("").as_posix()
         except ValueError:
@@ -136,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             for change in changes:
                 print(f"{path}: {change}")
             if not args.check:
-                nbformat.write(nb, str(path))
+                write_json(nb, path)
     if args.check and stale:
         print(f"{stale} notebook(s) out of step with {args.config}: run python scripts/sync_notebooks.py")
         return 1

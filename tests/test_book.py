@@ -115,6 +115,122 @@ def test_wrong_type_is_a_clear_error(layout):
         book.run("smoke", layout=layout, prepare_only=True)
 
 
+def test_the_runner_names_the_nearest_parameter_and_lists_the_valid_ones(layout):
+    layout.profiles_file.write_text("tiny:\n  smoke:\n    scalee: 0.1\n")
+    with pytest.raises(BookError, match=r"sets parameter 'scalee', which the notebook does not declare \(did you mean "
+                                        r"'scale'\?\); declared parameters: n, scale, label"):
+        book.run("smoke", layout=layout, prepare_only=True)
+    layout.profiles_file.write_text("tiny:\n  smoke:\n    n: abc\n")
+    with pytest.raises(BookError) as err:
+        book.run("smoke", layout=layout, prepare_only=True)
+    msg = str(err.value)
+    assert "sets n = 'abc' (str) but the default is 3 (int)" in msg and "declared parameters: n, scale, label" in msg
+    assert "1.0e-4" not in msg  # the YAML float hint only where a float is declared
+    layout.profiles_file.write_text("tiny:\n  smoke:\n    scale: 2\n")  # an int for a float is fine
+    assert book.run("smoke", layout=layout, prepare_only=True, only=["tiny"])[0].status == "prepared"
+
+
+# --- the notebooks' own check of what papermill injects (faceedit_nb.parameters) -----------------------------
+DECLARED_CELL = "size = 64        # pixels\nn_test = 320\nlr = 0.001\nlabel = 'x'\nsizes = [64, 128]\nextra = None"
+CHECK_CALL = "from faceedit_nb.parameters import check_parameters\n\ncheck_parameters()"
+
+
+@pytest.mark.parametrize("injected, words", [
+    ("sizee = 32", ["'sizee' is not a parameter of this notebook (did you mean 'size'?)"]),
+    ('n_test = "abc"', ["n_test = 'abc' is a str, but the notebook declares n_test = 320, an int"]),
+    ("size = 32.0\nsizes = '[64]'", ["size = 32.0 is a float", "sizes = '[64]' is a str", "-y YAML"]),
+    ("label = 3", ["label = 3 is an int, but the notebook declares label = 'x', a str", "-r passes a raw string"]),
+    ("n_test = True", ["n_test = True is a bool"]),
+])
+def test_check_parameters_rejects_undeclared_and_mistyped(injected, words):
+    from faceedit_nb.parameters import ParameterError, check_parameters
+    history = ["", "import faceedit_nb", DECLARED_CELL, "# Parameters\n" + injected + "\n", CHECK_CALL]
+    with pytest.raises(ParameterError) as err:
+        check_parameters(history=history)
+    msg = str(err.value)
+    assert msg.startswith("papermill set ") and "this notebook does not accept" in msg
+    assert ("Its parameters (the defaults of its parameters cell): size = 64, n_test = 320, lr = 0.001, label = 'x', "
+            "sizes = [64, 128], extra = None.") in msg
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def test_check_parameters_accepts_what_is_declared_and_checks_nothing_when_nothing_was_injected():
+    from faceedit_nb.parameters import ParameterError, check_parameters
+    ok = "# Parameters\nsize = 128\nlr = 1\nsizes = (32,)\nextra = 'anything'\nlabel = 'y'\n"  # int for float
+    assert check_parameters(history=["", DECLARED_CELL, ok, CHECK_CALL]) is None
+    # the injected values are read from the namespace when given (papermill's cell has run there)
+    with pytest.raises(ParameterError, match="n_test = 'abc' is a str"):
+        check_parameters({"n_test": "abc"}, history=["", DECLARED_CELL, "# Parameters\nn_test = 1\n", CHECK_CALL])
+    assert check_parameters(history=["", DECLARED_CELL, CHECK_CALL]) is None  # run by hand: no papermill cell
+    assert check_parameters(history=[CHECK_CALL]) is None
+    assert check_parameters() is None  # not in a kernel
+    with pytest.raises(ParameterError, match="run the cells in order"):
+        check_parameters(history=["", "x = compute()", "# Parameters\nsize = 1\n", CHECK_CALL])
+
+
+def papermill_notebook(path: Path) -> Path:
+    """A notebook laid out like the book's: install, parameters, the check sync_notebooks.py writes, a body."""
+    sync = _sync_script()
+    nb = new_notebook(cells=[new_markdown_cell("# T"), new_code_cell(DECLARED_CELL, metadata={"tags": ["parameters"]}),
+                             new_code_cell("print('ran with', size, n_test)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    sync.sync_check(nb)
+    nbformat.write(nbformat.from_dict(nb), str(path))
+    return path
+
+
+def _sync_script():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("sync_notebooks", ROOT / "scripts" / "sync_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_papermill_run_stops_on_an_undeclared_or_mistyped_parameter(tmp_path):
+    """``papermill nb.ipynb out.ipynb -p sizee 32`` ran with the default size; ``-p n_test abc`` went on."""
+    import papermill as pm
+    src = papermill_notebook(tmp_path / "nb.ipynb")
+    for params, words in (({"sizee": 32}, "'sizee' is not a parameter of this notebook (did you mean 'size'?)"),
+                          ({"n_test": "abc"}, "n_test = 'abc' is a str, but the notebook declares n_test = 320")):
+        with pytest.raises(pm.PapermillExecutionError) as err:
+            pm.execute_notebook(str(src), str(tmp_path / "out.ipynb"), parameters=params, kernel_name="python3",
+                                progress_bar=False, cwd=str(tmp_path))
+        assert err.value.ename == "ParameterError" and words in err.value.evalue
+        assert "ran with" not in outputs_text(tmp_path / "out.ipynb")
+    pm.execute_notebook(str(src), str(tmp_path / "out.ipynb"), parameters={"size": 32, "lr": 1}, kernel_name="python3",
+                        progress_bar=False, cwd=str(tmp_path))
+    assert "ran with 32 320" in outputs_text(tmp_path / "out.ipynb")
+
+
+def test_sync_puts_one_check_right_after_the_parameters_cell():
+    sync = _sync_script()
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "execution_count": None, "id": "p", "metadata": {"tags": ["parameters"]}, "outputs": [],
+         "source": ["a = 1\n", "b = 2"]},
+        {"cell_type": "code", "execution_count": None, "id": "body", "metadata": {}, "outputs": [], "source": ["a\n"]},
+        {"cell_type": "code", "execution_count": None, "id": "c", "metadata": {"tags": ["check-parameters"]},
+         "outputs": [], "source": "old"}]}
+    changes = sync.sync_check(nb)
+    assert [c["id"] for c in nb["cells"]] == ["p", "c", "body"] and len(changes) == 3
+    assert sync.source(nb["cells"][1]) == sync.CHECK_CELL and nb["cells"][1]["metadata"]["tags"] == sync.CHECK_TAGS
+    assert sync.sync_check(nb) == []
+    del nb["cells"][1]
+    assert sync.sync_check(nb) == ["no parameter check after the parameters cell: added one"]
+    added = nb["cells"][1]
+    assert added["id"] == "check-parameters" and isinstance(added["source"], list)  # laid out like its neighbours
+
+
+@pytest.mark.parametrize("name", list(book.find_notebooks(ROOT / "notebooks")))
+def test_every_notebook_checks_its_parameters_right_after_the_parameters_cell(name):
+    nb = book.read_notebook(ROOT / "notebooks" / f"{name}.ipynb")
+    cell = nb.cells[book.parameters_cell_index(nb, name) + 1]
+    assert cell.cell_type == "code" and cell.source.rstrip().endswith("check_parameters()"), \
+        f"{name}: run python scripts/sync_notebooks.py"
+    assert {"check-parameters", "hide-cell"} <= set(cell.metadata.get("tags", []))
+
+
 def test_profiles_file_structure_is_checked(layout):
     layout.profiles_file.write_text("tinny:\n  smoke: {n: 1}\n")
     with pytest.raises(BookError, match="unknown notebook 'tinny'.*sub/other, tiny"):
