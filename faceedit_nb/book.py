@@ -20,7 +20,9 @@ How it works
 
   ``notebooks/profiles.yml`` maps ``{notebook name: {smoke: {...}, cpu: {...}, paper: {...}}}``; every
   section is optional (``cpu:`` overrides are rarely needed). A parameter that the notebook does not
-  declare, or a value whose type does not match the declared default, is an error.
+  declare, or a value whose type does not match the declared default, is an error, here before anything
+  runs, and in the notebook itself when papermill is run by hand: the cell right after the parameters
+  cell (written by ``scripts/sync_notebooks.py``) calls :func:`faceedit_nb.parameters.check_parameters`.
 * **Execution.** papermill runs the notebook with ``kernel_name="python3"`` into
   ``book/notebooks/<name>.ipynb``. The kernel's working directory is the folder of that *output*
   notebook (``book/notebooks/...`` or ``build/<profile>/...``; nbval also starts kernels in the
