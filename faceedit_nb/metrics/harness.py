@@ -8,6 +8,10 @@ Every test image is translated to every target of the protocol (:mod:`.protocols
 ``no_grad`` and autocast. Per-edit quantities are kept (never the images), then summarised per class and
 overall into an :class:`~.table.EvalTable` with the number of edits behind each figure.
 
+Editors return images in [-1, 1], like the ones they are given. An editor on another scale is an error
+(values beyond 2: [0, 255]-like; never below 0 while the inputs are: [0, 1]-like), and a small overshoot
+is clamped with a warning (:class:`OutputRange`; ``table.meta["output_range"]``, ``["clamped_share"]``).
+
 Metrics and the networks behind them (``oracles`` from :func:`faceedit_nb.oracles.load_oracles`):
 
 ======================  =================================================================================
