@@ -60,7 +60,8 @@ def parse_parameters(source: str, name: str = "<cell>") -> dict[str, Any]:
             literal = ast.literal_eval(value)
         except ValueError as exc:
             raise ParameterError(f"notebook {name!r}: parameter {targets[0].id} = {ast.unparse(value)} is not a "
-                                 "literal; keep the parameters cell literal and derive values in the next cell") from exc
+                                 "literal; keep the parameters cell literal and derive values in the next cell"
+                                 ) from exc
         for t in targets:
             params[t.id] = literal
     if not params:
@@ -88,7 +89,8 @@ def parameter_problems(declared: Mapping[str, Any], given: Mapping[str, Any]) ->
     for key, value in given.items():
         if key not in declared:
             near = difflib.get_close_matches(key, list(declared), n=1)
-            out.append(f"{key!r} is not a parameter of this notebook" + (f" (did you mean {near[0]!r}?)" if near else ""))
+            out.append(f"{key!r} is not a parameter of this notebook"
+                       + (f" (did you mean {near[0]!r}?)" if near else ""))
         elif not type_ok(declared[key], value):
             out.append(f"{key} = {value!r} is {_a(type(value).__name__)}, but the notebook declares {key} = "
                        f"{declared[key]!r}, {_a(type(declared[key]).__name__)}")

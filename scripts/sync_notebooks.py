@@ -146,7 +146,8 @@ def sync_install(nb, url: str, branch: str) -> list[str]:
 def sync_check(nb) -> list[str]:
     """The parameter check: right after the parameters cell (none without one: the runner reports that)."""
     cells = nb["cells"]
-    params = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and "parameters" in c.get("metadata", {}).get("tags", [])]
+    params = [i for i, c in enumerate(cells)
+              if c["cell_type"] == "code" and "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(params) != 1:
         return []
     found = [i for i, c in enumerate(cells) if CHECK_TAGS[0] in c.get("metadata", {}).get("tags", [])]

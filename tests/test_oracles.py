@@ -251,8 +251,8 @@ def test_load_oracles_arguments_are_checked():
         O.load_oracles(profile="smoke", dataset=42)
 
 
-@pytest.mark.parametrize("size, fix", [("big", ""), (64.0, "; write size=64"), ("64", "; write size=64, not the string"),
-                                       (True, "")])
+@pytest.mark.parametrize("size, fix", [("big", ""), (64.0, "; write size=64"),
+                                       ("64", "; write size=64, not the string"), (True, "")])
 def test_a_size_of_the_wrong_type_is_a_type_error(size, fix):
     """Not "size must be a multiple of 32" (the range message it got before): the problem is the type.
     Checked before anything is trained or loaded."""

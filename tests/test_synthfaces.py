@@ -60,8 +60,8 @@ def test_bad_size_is_a_clear_error(size):
         SynthFaces("train", size=size, n=1)
 
 
-@pytest.mark.parametrize("size, fix", [("big", ""), (64.0, "; write size=64"), ("64", "; write size=64, not the string"),
-                                       (True, "")])
+@pytest.mark.parametrize("size, fix", [("big", ""), (64.0, "; write size=64"),
+                                       ("64", "; write size=64, not the string"), (True, "")])
 def test_a_size_of_the_wrong_type_is_a_type_error(size, fix):
     """Not "32 to 256" (the range message it got before): the problem is the type."""
     for make in (lambda: SynthFaces("train", size=size, n=1), lambda: render(0, size=size)):

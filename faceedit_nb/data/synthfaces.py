@@ -981,9 +981,10 @@ class SynthFaces(Dataset):
         if background not in BACKGROUNDS:
             raise ValueError(f"background must be one of {BACKGROUNDS}; got {background!r}")
         self.split, self.size, self.seed, self.background = split, size, seed, background
+        default = _DEFAULT_N_IDENTITIES[split]
         self.n_identities = self._count(n_identities, "n_identities", "people in the split",
-                                        f"for the split's default ({_DEFAULT_N_IDENTITIES[split]}), pass None or leave it out",
-                                        default=_DEFAULT_N_IDENTITIES[split])
+                                        f"for the split's default ({default}), pass None or leave it out",
+                                        default=default)
         self.n = self._count(n, "n", "samples", "for 16 per identity, pass None or leave it out",
                              default=16 * self.n_identities)
         self.chunk = self._count(chunk, "chunk", "samples rendered together when indexed one at a time",
