@@ -192,7 +192,8 @@ class HierarchicalGAN(nn.Module):
         if sg is None:
             self.G_global, self.D_global = g(), d(cfg.image_size)
         else:  # the baselines chapter's StarGAN networks, at their own width (weights: build_hierarchical)
-            self.G_global = stargan.Generator(sg.g_conv_dim, cfg.c_dim, sg.g_repeat_num)
+            self.G_global = stargan.Generator(sg.g_conv_dim, cfg.c_dim, sg.g_repeat_num,
+                                              residual=sg.g_residual, upsample=sg.g_upsample)
             self.D_global = stargan.Discriminator(cfg.image_size, sg.d_conv_dim, cfg.c_dim, sg.d_repeat_num)
         if not cfg.train_global:
             self.G_global.requires_grad_(False)
