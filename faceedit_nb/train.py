@@ -460,7 +460,12 @@ class Trainer:
 
     # --- run directory ----------------------------------------------------------------------------------
     def _prepare_run_dir(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot create the run directory {self.run_dir} ({type(exc).__name__}: "
+                          f"{_first_line(exc)}); nothing was trained. Fix: pass a writable run_dir, or make its "
+                          "parent writable") from exc
         opts = self.run_dir / "options.json"
         if not self.resume:
             for p in self.snapshots() + [self.run_dir / "stats.jsonl"] + list(self.run_dir.glob("samples-*.png")):
@@ -471,8 +476,16 @@ class Trainer:
                 diff = sorted(k for k in set(old) | set(self.options) if old.get(k) != self.options.get(k))
                 raise ValueError(f"{self.run_dir} holds a run started with other options (differing: {diff}); "
                                  "use another run directory, or resume=False to start this one over")
+        elif self.snapshots():
+            warnings.warn(f"{self.run_dir} has snapshots but no options.json, so resuming cannot check that they were "
+                          "trained with these options; resuming anyway (the snapshot must still fit the models). "
+                          "Pass resume=False to start the run over", ResumeWarning, stacklevel=3)
         text = json.dumps(self.options, indent=2, sort_keys=True) + "\n"
-        atomic_write(opts, lambda f: f.write(text), mode="w")
+        try:
+            atomic_write(opts, lambda f: f.write(text), mode="w")
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot write {opts} ({type(exc).__name__}: {_first_line(exc)}); nothing was "
+                          f"trained. Fix: make {self.run_dir} writable, or pass another run_dir") from exc
 
     def _read_options(self, opts: Path) -> dict:
         """The options a run was started with, or a ``ValueError`` naming the file and the fix."""

@@ -280,6 +280,27 @@ def test_a_corrupt_options_json_names_the_file_and_the_fix(tmp_path):
     assert calls == [2, 3] and json.loads(opts.read_text()) == {"lr": 1}
 
 
+
+def test_snapshots_without_options_json_resume_with_a_warning(tmp_path):
+    tr, step, data = toy(tmp_path, total_steps=2, snapshot_every=2, options={"lr": 1})
+    tr.run(step, data)
+    (tmp_path / "run" / "options.json").unlink()
+    tr2, step2, data2 = toy(tmp_path, total_steps=4, snapshot_every=2, options={"lr": 1})
+    seen = []
+    with pytest.warns(ResumeWarning, match="has snapshots but no options.json"):
+        tr2.run(lambda b, i: (seen.append(i), step2(b, i))[1], data2)
+    assert seen == [2, 3]
+
+
+def test_a_run_directory_that_cannot_be_created_is_named_before_training(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    tr, step, data = toy(blocker, total_steps=2, snapshot_every=2)
+    calls = []
+    with pytest.raises(OSError, match=r"cannot create the run directory .*afile/run.*nothing was trained"):
+        tr.run(lambda b, i: calls.append(i), data)
+    assert calls == []
+
 # --- NaN stops ------------------------------------------------------------------------------------------
 def test_nan_in_an_update_stops_with_the_loss_and_step_and_keeps_the_snapshot(tmp_path):
     tr, step, data = toy(tmp_path, total_steps=20, snapshot_every=3, precision="fp32")
