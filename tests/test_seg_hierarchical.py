@@ -81,6 +81,25 @@ def test_engine_steps_train_every_branch(tmp_path):
     assert any(not torch.equal(a, p) for a, p in zip(before, m.parser.parameters()))  # Eq. 9 moved the parser
 
 
+def test_a_global_branch_starts_from_the_cpu_recipes_stargan():
+    """The baselines' cpu StarGAN (residual, resize up-sampling, projection critic) loads into the global branch:
+    the same edit, and critics equal to its trunk and heads without the label term."""
+    cfg = S.config_for("smoke")
+    sg = SG.StarGANConfig.profile("smoke", g_residual=True, g_upsample="resize", d_projection=True)
+    nets = SG.build_stargan(sg)
+    torch.nn.init.normal_(nets["G"].main[-2].weight, std=0.05)  # a generator that changes the face
+    cfg.global_stargan = lambda: sg
+    m = S.build_hierarchical(cfg, global_nets=nets)
+    b, lab, c_src, c_trg, trg = _batch(cfg)
+    with torch.no_grad():
+        fake = m.translate(b["image"], c_trg)
+        assert torch.equal(fake["global"], nets["G"](b["image"], c_trg))
+        assert not torch.equal(fake["global"], b["image"])
+    critic = {k: v for k, v in nets["D"].state_dict().items() if not k.startswith("embed.")}
+    assert set(m.D_global.state_dict()) == set(critic) and len(critic) < len(nets["D"].state_dict())
+    assert all(torch.equal(m.D_fusion.state_dict()[k], v) for k, v in critic.items())
+
+
 def test_a_global_branch_from_stargan_stays_fixed_and_the_fusion_starts_at_its_edit(tmp_path):
     from faceedit_nb.train import Trainer
     cfg = S.config_for("smoke")  # global_from="smoke", train_global=False, fusion_residual=True (as cpu)

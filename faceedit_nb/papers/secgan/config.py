@@ -100,9 +100,10 @@ class SeCGANStarGANConfig(SemanticSettings, StarGANConfig):
     domain: str = "attributes13"  # CelebA's 13 attributes (Table 1); "expression": the 8 RaFD expressions
     condition: str = "difference"
 
-    # StarGAN's cpu recipe but its residual generator: G_seg's output is a distribution over 12 segments, not a
-    # change of its input, and + Concat's input has 15 channels; all three variants keep one G
-    _CPU = dict(StarGANConfig._CPU, g_residual=False, curve_every=0, **_PARSER_CPU)
+    # StarGAN's cpu recipe but its residual generator (G_seg's output is a distribution over 12 segments, not a
+    # change of its input, and + Concat's input has 15 channels; all three variants keep one G) and its
+    # projection critic (Eq. 1 and 6 are the paper's unconditional critics)
+    _CPU = dict(StarGANConfig._CPU, g_residual=False, d_projection=False, curve_every=0, **_PARSER_CPU)
     _SMOKE = dict(StarGANConfig._SMOKE, curve_every=0, **_PARSER_SMOKE)
 
     def __post_init__(self):

@@ -274,8 +274,11 @@ def build_hierarchical(cfg: HierarchicalConfig, parser_state: dict | None = None
             raise ValueError("global_nets given, but the config trains its global generator from scratch: "
                              "set global_from to the StarGAN's profile")
         model.G_global.load_state_dict(global_nets["G"].state_dict())
-        model.D_global.load_state_dict(global_nets["D"].state_dict())
-        model.D_fusion.load_state_dict(global_nets["D"].state_dict())
+        # the paper's critics are unconditional: a projection critic's label term (``embed``, the baselines'
+        # cpu recipe) is left out, and the global and fusion critics start from its trunk and heads
+        critic = {k: v for k, v in global_nets["D"].state_dict().items() if not k.startswith("embed.")}
+        model.D_global.load_state_dict(critic)
+        model.D_fusion.load_state_dict(critic)
     return model
 
 
