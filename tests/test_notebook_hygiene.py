@@ -87,6 +87,17 @@ def test_source_notebook_is_clean_and_parameterised(name):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_papermill_reads_every_declared_parameter(name):
+    """papermill's own parser (``--help-notebook``, and its "unknown parameter" warning) must see every name the
+    parameters cell declares: a comment it cannot parse (e.g. one holding " = ") hides the parameter."""
+    from papermill.translators import PythonTranslator
+    nb = book.read_notebook(SOURCES[name])
+    [cell] = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    seen = {p.name for p in PythonTranslator.inspect(cell)}
+    assert set(book.declared_parameters(nb, name)) <= seen, f"papermill cannot parse: {set(book.declared_parameters(nb, name)) - seen}"
+
+
 @pytest.mark.parametrize("profile", book.PROFILES)
 def test_profiles_only_set_declared_parameters(profile):
     profiles = book.load_profiles(LAYOUT.profiles_file, SOURCES)  # unknown notebook / profile names raise
