@@ -137,3 +137,11 @@ def test_departures_list_each_field_the_profile_changes_with_its_comment():
     assert rows["d_warmup"]["paper"] == 0 and rows["d_warmup"]["value"] == 7
     assert "critic's domain head" in rows["d_warmup"]["meaning"]
     assert "on real" in field_comments(SG.StarGANConfig)["d_warmup"]  # continuation lines joined
+
+
+def test_critic_as_classifier_measures_the_head_of_a_projection_critic():
+    """The cpu recipe's critic projects labels into D_src; the head-alone experiment has no labels to give it and
+    measures the domain head, which the projection does not touch."""
+    cfg = SG.StarGANConfig.profile("smoke", d_projection=True)
+    out = SG.critic_as_classifier(cfg, 3, 3, n_test=16, test_identities=2, threads=1)
+    assert out["steps"] == [3] and 0.0 <= out["accuracy"][0] <= 1.0

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -285,7 +285,8 @@ def critic_as_classifier(cfg: StarGANConfig, steps: int, eval_every: int, n_test
                              background=cfg.synthfaces_background)
     test = SynthFaces("test", size=cfg.image_size, n=n_test, n_identities=test_identities, seed=cfg.data_seed,
                       background=cfg.synthfaces_background).batch(torch.arange(n_test))
-    D = build_stargan(cfg)["D"].to(DEVICE).train()
+    # the domain head alone: a projection term (d_projection) only changes D_src, so the critic is built without it
+    D = build_stargan(replace(cfg, d_projection=False))["D"].to(DEVICE).train()
     opt = adam(D, cfg.d_lr, cfg.beta1, cfg.beta2)
     use_amp = cfg.precision != "fp32"
     out = {"steps": [], "accuracy": []}
