@@ -592,11 +592,17 @@ def test_openface_nan_au(openface_root, tmp_path, value):
         F.OpenFaceAUs(root, "train", SIZE)
 
 
-def test_openface_pickle_nan(openface_root, tmp_path):
-    root = broken_copy(openface_root, tmp_path)
+def _csv_folder_to_table(root):
+    """GANimation's ``{name: 17 raw intensities}`` from the fixture's CSV folder, which is then removed."""
     table = {p.stem: F.read_openface_csv(p)[0].numpy() * labels.OPENFACE_AU_SCALE
              for p in (root / "aus_openface").glob("*.csv")}
     shutil.rmtree(root / "aus_openface")
+    return table
+
+
+def test_openface_pickle_nan(openface_root, tmp_path):
+    root = broken_copy(openface_root, tmp_path)
+    table = _csv_folder_to_table(root)
     table["000001"][3] = np.nan
     with open(root / "aus_openface.pkl", "wb") as f:
         pickle.dump(table, f)
@@ -607,9 +613,7 @@ def test_openface_pickle_nan(openface_root, tmp_path):
 def test_openface_pickle_layout(openface_root, tmp_path):
     """GANimation's aus_openface.pkl ({name: 17 raw intensities}) instead of the CSV folder."""
     root = broken_copy(openface_root, tmp_path)
-    table = {p.stem: F.read_openface_csv(p)[0].numpy() * labels.OPENFACE_AU_SCALE
-             for p in (root / "aus_openface").glob("*.csv")}
-    shutil.rmtree(root / "aus_openface")
+    table = _csv_folder_to_table(root)
     with pytest.raises(FileNotFoundError, match="aus_openface"):
         F.OpenFaceAUs(root, "test", SIZE)
     with open(root / "aus_openface.pkl", "wb") as f:
