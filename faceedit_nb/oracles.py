@@ -578,9 +578,14 @@ class Oracles:
     attribute_names: tuple = L.ATTRIBUTES
     batch_size: int = 256
     configs: dict[str, OracleConfig] = field(default_factory=dict)
+    left_out: tuple = ()          # oracles the data set has labels for but ``load_oracles(which=)`` did not ask for
 
     def _net(self, name: str) -> nn.Module:
         net = self.nets.get(name)
+        if net is None and name in self.left_out:
+            raise RuntimeError(f"no {name} oracle: it was left out when the oracles were loaded (which= did not "
+                               f"name it). Fix: load_oracles(..., which=(..., {name!r})), or drop the metric that "
+                               f"needs it")
         if net is None:
             raise RuntimeError(f"no {name} oracle: the data set {self.dataset!r} has no '{_LABEL_KEY[name]}' labels. "
                                f"Load oracles from a data set that has them (SynthFaces has all; RaFD/AffectNet: "
@@ -710,8 +715,9 @@ def load_oracles(size: int = 64, seed: int = 0, profile: str = "cpu", dataset="s
         net.load_state_dict(state)
         nets[name] = net.to(DEVICE).eval()
         report[name] = result["report"]
+    left_out = tuple(n for n in ORACLES if n not in which and n in source.labels_present)
     return Oracles(size=size, profile=profile, dataset=source.key, nets=nets, report=report,
-                   attribute_names=source.attribute_names, configs=configs)
+                   attribute_names=source.attribute_names, configs=configs, left_out=left_out)
 
 
 def _n_outputs(name: str, state: dict) -> int | None:

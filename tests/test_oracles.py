@@ -228,6 +228,16 @@ def test_oracles_refuse_wrong_inputs(smoke):
         smoke.identity_embedding(torch.zeros(3, 64, 64))
 
 
+def test_an_oracle_left_out_by_which_says_so(smoke_cache, monkeypatch):
+    # SynthFaces has AU labels: an AU oracle missing because which= left it out must not be blamed on the data
+    monkeypatch.setenv("FACEEDIT_CACHE", str(smoke_cache))
+    some = O.load_oracles(size=64, profile="smoke", which=("expression",), verbose=False)
+    assert some.left_out == ("attributes", "aus", "identity", "parser")
+    with pytest.raises(RuntimeError, match=r"no aus oracle: it was left out .*which=\(\.\.\., 'aus'\)"):
+        some.aus(torch.zeros(1, 3, 64, 64))
+    assert some.expression_logits(torch.zeros(1, 3, 64, 64)).shape == (1, len(L.EXPRESSIONS))
+
+
 def test_same_seed_same_oracle(smoke):
     again = O.load_oracles(size=64, profile="smoke", which=("aus",), retrain=True, verbose=False)
     assert again.report["aus"]["mae"] == smoke.report["aus"]["mae"]
