@@ -29,7 +29,8 @@ __all__ = ["Job", "chapter_parameters", "shared_jobs", "prebuild", "main"]
 @dataclass(frozen=True)
 class Job:
     """One model to have in the cache: ``kind`` says how to train it, ``config`` what."""
-    kind: str             # "oracle", "stargan", "ganimation", "attgan", "hier-parser", "hierarchical", "relative_au", "secgan"
+    kind: str             # "oracle", "stargan", "critic-curve", "ganimation", "attgan", "hier-parser", "hierarchical",
+    #                       "relative_au", "secgan"
     label: str            # what the progress lines call it
     config: Any           # the config (oracles: (name, size, profile, seed))
     stage: int = 0        # 1: needs a model of stage 0 (a hierarchical model starts from a StarGAN)
@@ -48,6 +49,9 @@ class Job:
             return parser_config(self.config)
         if self.kind == "hierarchical":
             return self.config.cache_key()
+        if self.kind == "critic-curve":
+            from .papers.stargan import critic_curve_config
+            return critic_curve_config(*self.config)
         return self.config
 
     @property
@@ -55,6 +59,8 @@ class Job:
         if self.kind == "secgan":
             from .papers.secgan import method_name
             return method_name(self.config)
+        if self.kind == "critic-curve":
+            return "stargan-critic-curve"
         return f"oracle-{self.config[0]}" if self.kind == "oracle" else self.kind
 
     def cached(self) -> bool:
@@ -98,9 +104,13 @@ def shared_jobs(profile: str) -> list[Job]:
             jobs.append(job)
 
     p = chapter_parameters("baselines/stargan", profile)
-    for domain, cfg in stargan.chapter_configs(p["profile"], seed=p["seed"], attr_iters=p["attr_iters"]).items():
+    configs = stargan.chapter_configs(p["profile"], seed=p["seed"], attr_iters=p["attr_iters"])
+    for domain, cfg in configs.items():
         add("stargan", f"StarGAN ({domain})", cfg)
     oracle_sets.add((cfg.image_size, p["oracle_profile"], p["seed"]))
+    # the chapter's critic-as-classifier curve (a fresh critic trained on real faces), with the models
+    add("critic-curve", "StarGAN's critic as a classifier",
+        (configs["expression"], p["critic_steps"], p["critic_eval_every"]))
     p = chapter_parameters("baselines/ganimation", profile)
     for name, cfg in ganimation.chapter_configs(p["profile"], seed=p["seed"]).items():
         add("ganimation", name, cfg)
@@ -151,7 +161,7 @@ def shared_jobs(profile: str) -> list[Job]:
         for name in ORACLES:
             add("oracle", f"oracle {name} ({size} px, {oracle_profile})", (name, size, oracle_profile, seed))
     order = {"oracle": 1, "stargan": 0, "ganimation": 2, "attgan": 3, "hier-parser": 4, "relative_au": 5,
-             "hierarchical": 6, "secgan": 7}
+             "critic-curve": 6, "hierarchical": 7, "secgan": 8}
     return sorted(jobs, key=lambda j: (j.stage, order[j.kind]))
 
 
@@ -170,6 +180,9 @@ def _run(job: Job) -> tuple[str, float]:
         load = {"stargan": stargan.load_stargan, "ganimation": ganimation.load_ganimation,
                 "attgan": attgan.load_attgan}[kind]
         load(cfg, progress=False, threads=1)
+    elif kind == "critic-curve":
+        from .papers.stargan import load_critic_curve
+        load_critic_curve(*cfg, threads=1)
     elif kind == "secgan":  # its parser P is pre-trained (and cached) by the first model that needs it
         from .papers.secgan import load_secgan
         load_secgan(cfg, progress=False, threads=1)

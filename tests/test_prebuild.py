@@ -41,6 +41,26 @@ def test_prebuild_trains_the_missing_models_two_at_a_time_then_nothing(tmp_path,
     assert "2 cached, 0 to train" in again.getvalue()
 
 
+def test_the_critic_curve_is_measured_up_front_and_read_back_by_the_chapter(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEEDIT_CACHE", str(tmp_path / "cache"))
+    jobs = [j for j in P.shared_jobs("smoke") if j.kind == "critic-curve"]
+    params = P.chapter_parameters("baselines/stargan", "smoke")
+    cfg = stargan.chapter_configs("smoke", seed=params["seed"], attr_iters=params["attr_iters"])["expression"]
+    assert [j.config for j in jobs] == [(cfg, params["critic_steps"], params["critic_eval_every"])]
+    assert not jobs[0].cached()
+    monkeypatch.setattr(P, "shared_jobs", lambda profile: jobs)
+    assert set(P.prebuild("smoke", workers=1, stream=io.StringIO())) == {jobs[0].label} and jobs[0].cached()
+
+    def trained_again(*args, **kwargs):
+        raise AssertionError("the chapter trained the critic again instead of reading the cached curve")
+    monkeypatch.setattr(stargan, "critic_as_classifier", trained_again)
+    curve = stargan.load_critic_curve(cfg, params["critic_steps"], params["critic_eval_every"])
+    assert curve["steps"][-1] == params["critic_steps"] and len(curve["accuracy"]) == len(curve["steps"])
+    assert all(0.0 <= a <= 1.0 for a in curve["accuracy"]) and curve["seconds"] > 0
+    with pytest.raises(AssertionError, match="trained the critic again"):  # another config is measured anew
+        stargan.load_critic_curve(cfg, params["critic_steps"] + 1, params["critic_eval_every"])
+
+
 def test_progress_lines_give_steps_elapsed_and_time_left(tmp_path, monkeypatch):
     monkeypatch.delenv(progress.ENV, raising=False)
     progress.report("quiet", 1, 10)  # no directory: nothing written, nothing raised

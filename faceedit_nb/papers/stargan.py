@@ -24,6 +24,7 @@ from torch import nn
 
 from .. import labels as L
 from .. import losses
+from ..cache import load_or_train
 from ..config import EngineSettings
 from ..data.synthfaces import SynthFaces
 from ..device import DEVICE, autocast, torch_threads
@@ -34,7 +35,7 @@ from ..nets import stargan as nets
 from ..train import Trainer, linear_decay
 
 __all__ = ["StarGANConfig", "stargan_labels", "stargan_domain_vector", "build_stargan", "stargan_optimizers",
-           "stargan_step", "critic_as_classifier", "stargan_editor", "train_stargan", "load_stargan", "chapter_configs"]
+           "stargan_step", "critic_as_classifier", "critic_curve_config", "load_critic_curve", "stargan_editor", "train_stargan", "load_stargan", "chapter_configs"]
 
 # =========================================================================================================
 # StarGAN (Choi et al., CVPR 2018; yunjey/stargan)
@@ -297,6 +298,23 @@ def critic_as_classifier(cfg: StarGANConfig, steps: int, eval_every: int, n_test
                 out["accuracy"].append(float((pred == test["expression"]).float().mean()))
     out["seconds"] = time.perf_counter() - start
     return out
+
+
+def critic_curve_config(cfg: StarGANConfig, steps: int, eval_every: int) -> dict:
+    """The cache key of :func:`load_critic_curve`: the StarGAN config and the experiment's own settings."""
+    return {"stargan": cfg, "steps": steps, "eval_every": eval_every, "n_test": 320, "test_identities": 40,
+            "version": 1}
+
+
+def load_critic_curve(cfg: StarGANConfig, steps: int, eval_every: int, *, threads: int | None = None,
+                      cache_dir=None) -> dict:
+    """:func:`critic_as_classifier` through the model cache: measured once per config (``make book`` runs it
+    up front, beside the models), then read back; ``seconds`` is the time of the run that measured it."""
+    key = critic_curve_config(cfg, steps, eval_every)
+    return load_or_train("stargan-critic-curve", key,
+                         lambda k: critic_as_classifier(cfg, steps, eval_every, n_test=k["n_test"],
+                                                        test_identities=k["test_identities"], threads=threads),
+                         cache_dir=cache_dir, verbose=False)
 
 
 def stargan_editor(G: nets.Generator, cfg: StarGANConfig) -> Callable:
