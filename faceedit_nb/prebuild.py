@@ -60,7 +60,8 @@ class Job:
             from .papers.secgan import method_name
             return method_name(self.config)
         if self.kind == "critic-curve":
-            return "stargan-critic-curve"
+            from .papers.stargan import CRITIC_CURVE_NAME
+            return CRITIC_CURVE_NAME
         return f"oracle-{self.config[0]}" if self.kind == "oracle" else self.kind
 
     def cached(self) -> bool:

@@ -95,7 +95,8 @@ def test_papermill_reads_every_declared_parameter(name):
     nb = book.read_notebook(SOURCES[name])
     [cell] = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     seen = {p.name for p in PythonTranslator.inspect(cell)}
-    assert set(book.declared_parameters(nb, name)) <= seen, f"papermill cannot parse: {set(book.declared_parameters(nb, name)) - seen}"
+    declared = set(book.declared_parameters(nb, name))
+    assert declared <= seen, f"papermill cannot parse: {declared - seen}"
 
 
 @pytest.mark.parametrize("profile", book.PROFILES)

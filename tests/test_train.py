@@ -280,7 +280,6 @@ def test_a_corrupt_options_json_names_the_file_and_the_fix(tmp_path):
     assert calls == [2, 3] and json.loads(opts.read_text()) == {"lr": 1}
 
 
-
 def test_snapshots_without_options_json_resume_with_a_warning(tmp_path):
     tr, step, data = toy(tmp_path, total_steps=2, snapshot_every=2, options={"lr": 1})
     tr.run(step, data)
@@ -300,6 +299,7 @@ def test_a_run_directory_that_cannot_be_created_is_named_before_training(tmp_pat
     with pytest.raises(OSError, match=r"cannot create the run directory .*afile/run.*nothing was trained"):
         tr.run(lambda b, i: calls.append(i), data)
     assert calls == []
+
 
 # --- NaN stops ------------------------------------------------------------------------------------------
 def test_nan_in_an_update_stops_with_the_loss_and_step_and_keeps_the_snapshot(tmp_path):
