@@ -87,6 +87,12 @@ def chapter_parameters(name: str, profile: str) -> dict[str, Any]:
     return {**declared, **book.profile_overrides(name, declared, profiles, profile)}
 
 
+# The oracles from the longest to train to the shortest (cpu profile, 1 thread: the AU regressor ~28 min,
+# the parser ~9, the expression classifier ~6, identity and attributes ~3 each), so that two workers finish
+# the stage together.
+ORACLE_COST = ("aus", "parser", "expression", "identity", "attributes")
+
+
 def shared_jobs(profile: str) -> list[Job]:
     """Every model the chapters of ``profile`` share, deduplicated, longest kinds first within a stage."""
     from .oracles import ORACLES
@@ -158,9 +164,13 @@ def shared_jobs(profile: str) -> list[Job]:
             q = chapter_parameters("secgan/04_results", profile)
             oracle_sets.add((cfg.image_size, q["oracle_profile"], q["seed"]))
 
+    # The oracles form the first stage, the longest first: every learning curve loads them at its first point,
+    # so GAN jobs started before them would train them inside their own processes, one at a time behind the
+    # cache's locks, while the other worker waited.
     for size, oracle_profile, seed in sorted(oracle_sets):
-        for name in ORACLES:
-            add("oracle", f"oracle {name} ({size} px, {oracle_profile})", (name, size, oracle_profile, seed))
+        for name in sorted(ORACLES, key=ORACLE_COST.index):
+            add("oracle", f"oracle {name} ({size} px, {oracle_profile})", (name, size, oracle_profile, seed),
+                stage=-1)
     order = {"oracle": 1, "stargan": 0, "ganimation": 2, "attgan": 3, "hier-parser": 4, "relative_au": 5,
              "critic-curve": 6, "hierarchical": 7, "secgan": 8}
     return sorted(jobs, key=lambda j: (j.stage, order[j.kind]))

@@ -23,6 +23,10 @@ def test_shared_jobs_take_each_chapters_parameters_and_profile_overrides():
     assert ganimation.chapter_configs("smoke")["GANimation"] in [j.config for j in jobs if j.kind == "ganimation"]
     assert sum(j.kind == "oracle" for j in jobs) == 5 and sum(j.kind == "hierarchical" for j in jobs) == 3
     assert all(j.stage == 1 for j in jobs if j.kind == "hierarchical")
+    # the oracles first (every learning curve loads them), the longest to train first
+    oracles = [j for j in jobs if j.kind == "oracle"]
+    assert jobs[:5] == oracles and {j.stage for j in oracles} == {-1} and min(j.stage for j in jobs[5:]) > -1
+    assert [j.config[0] for j in oracles] == ["aus", "parser", "expression", "identity", "attributes"]
     assert labels.index("hierarchical: ours w/ end-to-end") > labels.index("StarGAN (expression)")
 
 
