@@ -191,6 +191,22 @@ def test_an_oracle_below_its_bar_is_reported_where_it_is_loaded(smoke):
     assert O.warn_missed_bars(dataclasses.replace(cpu, dataset="rafd")) == []  # the bars are SynthFaces'
 
 
+def test_channels_last_training_is_in_the_cache_key_only_when_on(smoke_cache):
+    """The cpu oracles train channels-last (faster, other rounding): a key of its own; off, the old key."""
+    cfg = O.oracle_configs("smoke", size=64)["parser"]
+    assert not cfg.channels_last and "channels_last" not in cache.canonical_json(cfg)
+    assert all(c.channels_last for c in O.oracle_configs("cpu", size=64).values())
+    on = dataclasses.replace(cfg, channels_last=True)
+    assert '"channels_last":true' in cache.canonical_json(on) and cache.config_hash(on) != cache.config_hash(cfg)
+    for name, train in (("parser", O._train_parser), ("aus", O._train_aus)):
+        c = dataclasses.replace(O.oracle_configs("smoke", size=64)[name], channels_last=True)
+        result = train(c, O._synthfaces_source())
+        net = O._build(name, c)
+        net.load_state_dict(result["state"])  # a plain (contiguous) network takes the weights
+        x = SynthFaces("test", size=64, n=2).batch([0, 1])["image"]
+        assert torch.isfinite(O._predict(net, x)).all() and len(result["history"]) == c.steps
+
+
 def test_smoke_oracles_are_cached_and_not_trained_again(smoke, smoke_cache, monkeypatch):
     configs = O.oracle_configs("smoke", size=64)
     for name in O.ORACLES:

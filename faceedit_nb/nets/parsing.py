@@ -438,7 +438,8 @@ def poly_lr(step: int, steps: int, warmup: int, power: float = 0.9) -> float:
 def train_parser(model: nn.Module, dataset, steps: int, *, batch_size: int = 32, lr: float = 2e-3,
                  optimizer: str = "adam", weight_decay: float = 1e-4, loss: str = "ohem", flip: bool = True,
                  warmup: int | None = None, seed: int = 0, device: torch.device | str | None = None,
-                 amp: bool = True, log_every: int = 0, task: str = "parser") -> list[float]:
+                 amp: bool = True, log_every: int = 0, task: str = "parser",
+                 channels_last: bool = False) -> list[float]:
     """Train a parser (BiSeNet, UNet or any module with ``heads``/``forward``) in place; return the losses.
 
     Args:
@@ -450,13 +451,15 @@ def train_parser(model: nn.Module, dataset, steps: int, *, batch_size: int = 32,
             left and right classes (``labels.flip_mask``). warmup: linear warm-up steps (default
             steps // 20), then poly decay with power 0.9 (face-parsing.PyTorch).
         amp: bf16 autocast on CPU (``faceedit_nb.device.autocast``). task: the name progress is reported
-            under (:mod:`faceedit_nb.progress`).
+            under (:mod:`faceedit_nb.progress`). channels_last: train in the channels-last memory layout
+            (faster with bf16 on a CPU with oneDNN; other rounding, so other weights).
     """
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be positive; got {steps}, {batch_size}")
     device = torch.device(device) if device is not None else DEVICE
     gen = torch.Generator().manual_seed(seed)
-    model.to(device).train()
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(device, memory_format=layout).train()
     if optimizer == "adam":
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     elif optimizer == "sgd":
@@ -474,7 +477,7 @@ def train_parser(model: nn.Module, dataset, steps: int, *, batch_size: int = 32,
             f = torch.rand(len(x), generator=gen) < 0.5
             x = torch.where(f[:, None, None, None], x.flip(-1), x)
             y = torch.where(f[:, None, None], L.flip_mask(y), y)
-        x, y = x.to(device), y.to(device)
+        x, y = x.to(device, memory_format=layout), y.to(device)
         with autocast(device, enabled=amp):
             out = heads(x)
         loss_value = parser_loss(out, y, kind=loss)
