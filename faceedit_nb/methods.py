@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -31,7 +31,8 @@ from .data.synthfaces import SynthFaces
 from .train import Trainer, epoch_indices, run_dir_for
 
 __all__ = ["frozen", "he_init", "adam", "critic_real_fake", "SynthFacesBatches", "Trained", "seeded", "run_method",
-           "load_method", "train_in_pool", "learning_curve", "curve_references", "CURVE_METRICS",
+           "load_method", "train_in_pool", "results_as_completed", "learning_curve", "curve_references",
+           "CURVE_METRICS",
            "check_evaluation_data"]
 
 
@@ -208,6 +209,18 @@ def train_in_pool(fn: Callable, items: Sequence, *, workers: int, args: tuple = 
         return [fn(item, *args) for item in items]
     with ProcessPoolExecutor(min(workers, len(items)), mp_context=multiprocessing.get_context("spawn")) as ex:
         return list(ex.map(fn, items, *[[a] * len(items) for a in args]))
+
+
+def results_as_completed(fn: Callable, items: Sequence, *, workers: int, args: tuple = ()):
+    """:func:`train_in_pool`, yielding each ``fn(item, *args)`` as soon as it returns (in the order the calls
+    end, not the order of ``items``), so that a caller can say what has finished while the rest still runs.
+    Calls start in the order of ``items``."""
+    items = list(items)
+    if workers <= 1 or len(items) <= 1:
+        yield from (fn(item, *args) for item in items)
+        return
+    with ProcessPoolExecutor(min(workers, len(items)), mp_context=multiprocessing.get_context("spawn")) as ex:
+        yield from (future.result() for future in as_completed([ex.submit(fn, item, *args) for item in items]))
 
 
 # what each protocol's learning curve records (faceedit_nb.metrics.evaluate's keys)

@@ -214,7 +214,7 @@ def _run(job: Job) -> tuple[str, float]:
 def prebuild(profile: str, *, workers: int = 2, every: float = 30.0, stream=None) -> dict[str, float]:
     """Train every missing shared model of ``profile``, ``workers`` processes at a time (stage by stage),
     printing progress at most every ``every`` seconds; returns ``{label: seconds}`` of what it trained."""
-    from .methods import train_in_pool
+    from .methods import results_as_completed
     from .progress import Monitor
     stream = stream or sys.stdout
     jobs = shared_jobs(profile)
@@ -226,7 +226,7 @@ def prebuild(profile: str, *, workers: int = 2, every: float = 30.0, stream=None
     with tempfile.TemporaryDirectory(prefix="faceedit-progress-") as tmp, Monitor(tmp, every=every, stream=stream):
         for stage in sorted({j.stage for j in missing}):
             batch = [j for j in missing if j.stage == stage]
-            for label, seconds in train_in_pool(_run, batch, workers=workers):
+            for label, seconds in results_as_completed(_run, batch, workers=workers):  # each as it ends
                 done[label] = seconds
                 print(f"  trained {label} in {seconds / 60:.1f} min", file=stream, flush=True)
     if missing:

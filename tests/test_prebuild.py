@@ -2,6 +2,7 @@
 import io
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,30 @@ def test_shared_jobs_take_each_chapters_parameters_and_profile_overrides():
     assert jobs[:5] == oracles and {j.stage for j in oracles} == {-1} and min(j.stage for j in jobs[5:]) > -1
     assert [j.config[0] for j in oracles] == ["aus", "parser", "expression", "identity", "attributes"]
     assert labels.index("hierarchical: ours w/ end-to-end") > labels.index("StarGAN (expression)")
+
+
+def _finish_after(item: tuple[str, str]) -> str:
+    """A pool job: "slow" ends only once "fast" has left its mark (a file), whatever the clock says."""
+    name, folder = item
+    mark = Path(folder) / "fast.done"
+    if name == "fast":
+        mark.write_text("done")
+        return name
+    deadline = time.monotonic() + 120
+    while not mark.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the fast job never ran beside the slow one")
+        time.sleep(0.05)
+    return name
+
+
+def test_prebuild_hears_of_each_model_when_it_ends_not_when_its_stage_ends(tmp_path):
+    """Two workers: the model listed first but ending last no longer holds back the news of the other."""
+    from faceedit_nb.methods import results_as_completed, train_in_pool
+    items = [("slow", str(tmp_path)), ("fast", str(tmp_path))]
+    assert list(results_as_completed(_finish_after, items, workers=2)) == ["fast", "slow"]
+    (tmp_path / "fast.done").unlink()
+    assert train_in_pool(_finish_after, items, workers=2) == ["slow", "fast"]  # the list keeps the items' order
 
 
 def test_prebuild_trains_the_missing_models_two_at_a_time_then_nothing(tmp_path, monkeypatch):
