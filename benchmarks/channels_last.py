@@ -22,7 +22,7 @@ import time
 import torch
 
 from faceedit_nb import oracles as O
-from faceedit_nb.device import autocast
+from faceedit_nb.device import autocast, memory_layout
 from faceedit_nb.papers import attgan as AT
 from faceedit_nb.papers import ganimation as GA
 from faceedit_nb.papers import stargan as SG
@@ -30,7 +30,7 @@ from faceedit_nb.papers import stargan as SG
 
 def step_seconds(net: torch.nn.Module, inputs: list[torch.Tensor], *, channels_last: bool, steps: int) -> float:
     """Mean seconds of ``steps`` training steps (after 2 warm-up steps) in the given layout."""
-    layout = torch.channels_last if channels_last else torch.contiguous_format
+    layout = memory_layout(channels_last)
     net = net.to(memory_format=layout)
     inputs = [x.contiguous(memory_format=layout) if x.dim() == 4 else x for x in inputs]
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)

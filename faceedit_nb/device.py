@@ -21,8 +21,8 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["DEVICE", "pick_device", "autocast", "autocast_dtype", "cpu_has_native_bf16", "seed_everything",
-           "grad_scaler", "torch_threads"]
+__all__ = ["DEVICE", "pick_device", "autocast", "autocast_dtype", "cpu_has_native_bf16", "memory_layout",
+           "seed_everything", "grad_scaler", "torch_threads"]
 
 
 def pick_device() -> torch.device:
@@ -43,6 +43,12 @@ def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 convolutions and matrix products natively (oneDNN's own check)."""
     check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     return bool(check()) if check is not None else False
+
+
+def memory_layout(channels_last: bool) -> torch.memory_format:
+    """The memory format for ``Module.to`` / ``Tensor.to``: channels-last (faster convolutions with bf16 on a CPU
+    with oneDNN, for batch-normed classifiers; other rounding) or the default contiguous one."""
+    return torch.channels_last if channels_last else torch.contiguous_format
 
 
 def autocast_dtype(device: torch.device | str = DEVICE) -> torch.dtype | None:

@@ -204,23 +204,25 @@ def train_in_pool(fn: Callable, items: Sequence, *, workers: int, args: tuple = 
     """``[fn(item, *args) for item in items]``, ``workers`` at a time, each call in its own spawned process
     (so that runs stay independent and bit-identical to serial ones); serially when ``workers <= 1`` or
     there is at most one item. ``fn`` must be a module-level function (it is pickled by name)."""
-    items = list(items)
-    if workers <= 1 or len(items) <= 1:
-        return [fn(item, *args) for item in items]
-    with ProcessPoolExecutor(min(workers, len(items)), mp_context=multiprocessing.get_context("spawn")) as ex:
-        return list(ex.map(fn, items, *[[a] * len(items) for a in args]))
+    return [result for _, result in sorted(_indexed_results(fn, items, workers, args), key=lambda r: r[0])]
 
 
 def results_as_completed(fn: Callable, items: Sequence, *, workers: int, args: tuple = ()):
     """:func:`train_in_pool`, yielding each ``fn(item, *args)`` as soon as it returns (in the order the calls
     end, not the order of ``items``), so that a caller can say what has finished while the rest still runs.
     Calls start in the order of ``items``."""
+    return (result for _, result in _indexed_results(fn, items, workers, args))
+
+
+def _indexed_results(fn: Callable, items: Sequence, workers: int, args: tuple):
+    """``(position in items, fn(item, *args))`` pairs as the calls end (see :func:`train_in_pool`)."""
     items = list(items)
     if workers <= 1 or len(items) <= 1:
-        yield from (fn(item, *args) for item in items)
+        yield from ((i, fn(item, *args)) for i, item in enumerate(items))
         return
     with ProcessPoolExecutor(min(workers, len(items)), mp_context=multiprocessing.get_context("spawn")) as ex:
-        yield from (future.result() for future in as_completed([ex.submit(fn, item, *args) for item in items]))
+        futures = {ex.submit(fn, item, *args): i for i, item in enumerate(items)}
+        yield from ((futures[f], f.result()) for f in as_completed(futures))
 
 
 # what each protocol's learning curve records (faceedit_nb.metrics.evaluate's keys)

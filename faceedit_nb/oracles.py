@@ -68,7 +68,7 @@ from torch import nn
 
 from . import labels as L
 from .cache import load_or_train
-from .device import DEVICE, autocast, seed_everything
+from .device import DEVICE, autocast, memory_layout, seed_everything
 from .metrics.image import confusion_matrix, iou_from_confusion
 from .nets.classifiers import VGG16_STAGES, AttributeClassifier, AURegressor, VGGClassifier
 from .nets.identity import ArcFaceHead, IdentityNet
@@ -87,6 +87,10 @@ _LABEL_KEY = {"expression": "expression", "attributes": "attributes", "aus": "au
 # The bars the cpu profile must reach on SynthFaces at 64 px (held-out test split).
 CPU_BARS = {"expression_accuracy": (">=", 0.95), "attribute_accuracy_mean": (">=", 0.90),
             "parser_miou": (">=", 0.85), "identity_roc_auc": (">=", 0.95), "au_mae": ("<=", 0.05)}
+# each figure of CPU_BARS: the oracle it belongs to and its key in that oracle's report
+_BAR_FIGURES = {"expression_accuracy": ("expression", "accuracy"),
+                "attribute_accuracy_mean": ("attributes", "accuracy_mean"), "au_mae": ("aus", "mae"),
+                "identity_roc_auc": ("identity", "roc_auc"), "parser_miou": ("parser", "miou")}
 
 
 # --- configs --------------------------------------------------------------------------------------------
@@ -368,7 +372,7 @@ def _fit(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor, torch.Ten
          name: str = "oracle", log_every: int = 0) -> list[float]:
     """Train ``model`` on uint8 ``images``: ``loss_fn(model, x, idx)`` with ``x`` float in [-1, 1]."""
     gen = torch.Generator().manual_seed(cfg.seed)
-    layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    layout = memory_layout(cfg.channels_last)
     model.to(DEVICE, memory_format=layout).train()
     params = list(model.parameters()) + (list(extra.to(DEVICE).parameters()) if extra is not None else [])
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -650,10 +654,7 @@ class Oracles:
     def summary(self) -> dict[str, float]:
         """The headline held-out figures under the names of :data:`CPU_BARS`, plus training seconds."""
         r, out = self.report, {}
-        pick = {"expression_accuracy": ("expression", "accuracy"),
-                "attribute_accuracy_mean": ("attributes", "accuracy_mean"), "au_mae": ("aus", "mae"),
-                "identity_roc_auc": ("identity", "roc_auc"), "parser_miou": ("parser", "miou")}
-        for key, (name, fig) in pick.items():
+        for key, (name, fig) in _BAR_FIGURES.items():
             if r.get(name):
                 out[key] = r[name][fig]
                 out[f"{name}_train_seconds"] = r[name]["train_seconds"]
@@ -731,11 +732,6 @@ def load_oracles(size: int = 64, seed: int = 0, profile: str = "cpu", dataset="s
     return oracles
 
 
-# which oracle each figure of CPU_BARS belongs to
-_BAR_ORACLE = {"expression_accuracy": "expression", "attribute_accuracy_mean": "attributes", "au_mae": "aus",
-               "identity_roc_auc": "identity", "parser_miou": "parser"}
-
-
 def warn_missed_bars(oracles: Oracles) -> list[str]:
     """A warning for each oracle below its bar in :data:`CPU_BARS` (``cpu`` and ``paper`` profiles on
     SynthFaces at 64 px; the smoke profile's oracles are meaningless by design); returns the messages.
@@ -749,7 +745,7 @@ def warn_missed_bars(oracles: Oracles) -> list[str]:
     for key, bar in oracles.bars().items():
         if bar["met"]:
             continue
-        name = _BAR_ORACLE[key]
+        name = _BAR_FIGURES[key][0]
         messages.append(
             f"the {name} oracle ({oracles.profile} profile) is below its bar: {key} = {bar['value']:.3f}, bar "
             f"{bar['bar']}. Every metric that reads it is untrustworthy. If its training went wrong, train it "

@@ -191,7 +191,7 @@ def test_an_oracle_below_its_bar_is_reported_where_it_is_loaded(smoke):
     assert O.warn_missed_bars(dataclasses.replace(cpu, dataset="rafd")) == []  # the bars are SynthFaces'
 
 
-def test_channels_last_training_is_in_the_cache_key_only_when_on(smoke_cache):
+def test_channels_last_training_is_in_the_cache_key_only_when_on():
     """The cpu oracles train channels-last (faster, other rounding): a key of its own; off, the old key."""
     cfg = O.oracle_configs("smoke", size=64)["parser"]
     assert not cfg.channels_last and "channels_last" not in cache.canonical_json(cfg)

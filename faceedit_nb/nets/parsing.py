@@ -51,7 +51,7 @@ import torchvision
 from torch import nn
 
 from .. import labels as L
-from ..device import DEVICE, autocast
+from ..device import DEVICE, autocast, memory_layout
 from ..progress import report as report_progress
 
 __all__ = ["BiSeNet", "UNet", "tempered_softmax", "soft_part_masks", "ohem_cross_entropy", "parser_loss",
@@ -458,7 +458,7 @@ def train_parser(model: nn.Module, dataset, steps: int, *, batch_size: int = 32,
         raise ValueError(f"steps and batch_size must be positive; got {steps}, {batch_size}")
     device = torch.device(device) if device is not None else DEVICE
     gen = torch.Generator().manual_seed(seed)
-    layout = torch.channels_last if channels_last else torch.contiguous_format
+    layout = memory_layout(channels_last)
     model.to(device, memory_format=layout).train()
     if optimizer == "adam":
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
