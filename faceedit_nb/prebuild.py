@@ -30,7 +30,7 @@ __all__ = ["Job", "chapter_parameters", "shared_jobs", "prebuild", "main"]
 class Job:
     """One model to have in the cache: ``kind`` says how to train it, ``config`` what."""
     kind: str             # "oracle", "stargan", "critic-curve", "ganimation", "attgan", "hier-parser", "hierarchical",
-    #                       "relative_au", "secgan"
+    #                       "relative_au", "secgan", "defgan"
     label: str            # what the progress lines call it
     config: Any           # the config (oracles: (name, size, profile, seed))
     stage: int = 0        # 1: needs a model of stage 0 (a hierarchical model starts from a StarGAN)
@@ -153,6 +153,17 @@ def shared_jobs(profile: str) -> list[Job]:
             add("relative_au", f"relative AUs: {name}", cfg)
         oracle_sets.add((cfg.image_size, p["oracle_profile"], p["seed"]))
 
+    if "defgan/04_results" in names:  # DefGAN: the model and its ablations (02, 03 and 04 load them)
+        from .papers import defgan
+        p = chapter_parameters("defgan/04_results", profile)
+        series = defgan.series_configs(p["profile"], seed=p["seed"])
+        for name, cfg in series.items():
+            add("defgan", f"DefGAN: {name}", cfg)
+        oracle_sets.add((cfg.image_size, p["oracle_profile"], p["seed"]))
+        # Eq. 12's face embedding: an identity network of another seed than the judge's (stage -1, as the oracles)
+        add("oracle", f"oracle identity ({cfg.image_size} px, {cfg.curve_oracles}, seed {cfg.identity_seed}, "
+            "DefGAN's Eq. 12)", ("identity", cfg.image_size, cfg.curve_oracles, cfg.identity_seed), stage=-1)
+
     if "secgan/04_results" in names:  # SeCGAN: the eight models its 02, 03 and 04 load (P first, stage 0)
         from .papers import secgan
         p = chapter_parameters("secgan/02_training", profile)
@@ -172,7 +183,7 @@ def shared_jobs(profile: str) -> list[Job]:
             add("oracle", f"oracle {name} ({size} px, {oracle_profile})", (name, size, oracle_profile, seed),
                 stage=-1)
     order = {"oracle": 1, "stargan": 0, "ganimation": 2, "attgan": 3, "hier-parser": 4, "relative_au": 5,
-             "critic-curve": 6, "hierarchical": 7, "secgan": 8}
+             "critic-curve": 6, "hierarchical": 7, "secgan": 8, "defgan": 9}
     return sorted(jobs, key=lambda j: (j.stage, order[j.kind]))
 
 
@@ -200,6 +211,9 @@ def _run(job: Job) -> tuple[str, float]:
     elif kind == "relative_au":
         from .papers.relative_au import load_relative_au
         load_relative_au(cfg, progress=False, threads=1)
+    elif kind == "defgan":
+        from .papers.defgan import load_defgan
+        load_defgan(cfg, progress=False, threads=1)
     elif kind == "hier-parser":
         from .papers.seg_hierarchical import load_parser
         load_parser(cfg, threads=1)

@@ -102,10 +102,12 @@ class ResidualBlock(nn.Module):
 
 
 def trunk_layers(in_channels: int, conv_dim: int, repeat_num: int, track_running_stats: bool,
-                 upsample: str = "deconv") -> list[nn.Module]:
+                 upsample: str = "deconv", *, up_path: bool = True) -> list[nn.Module]:
     """StarGAN's generator body up to (not including) the output conv; ends with ``conv_dim`` channels.
     ``upsample``: "deconv" (the paper's 4x4 stride-2 transposed convs) or "resize" (nearest-neighbour x2,
-    then a 3x3 conv; Odena et al. 2016: no checkerboard pattern built into the architecture)."""
+    then a 3x3 conv; Odena et al. 2016: no checkerboard pattern built into the architecture).
+    ``up_path=False`` stops after the bottleneck (``4 * conv_dim`` channels at a quarter of the input side:
+    DefGAN's deformation generator up-samples its offsets bilinearly instead)."""
     if upsample not in UPSAMPLE:
         raise ValueError(f"upsample must be one of {UPSAMPLE}; got {upsample!r}")
     layers: list[nn.Module] = [nn.Conv2d(in_channels, conv_dim, 7, 1, 3, bias=False),
@@ -116,7 +118,7 @@ def trunk_layers(in_channels: int, conv_dim: int, repeat_num: int, track_running
                    nn.ReLU(inplace=True)]
         dim *= 2
     layers += [ResidualBlock(dim, track_running_stats) for _ in range(repeat_num)]  # bottleneck
-    for _ in range(DOWNSAMPLINGS):  # up-sampling
+    for _ in range(DOWNSAMPLINGS if up_path else 0):  # up-sampling
         up = [nn.ConvTranspose2d(dim, dim // 2, 4, 2, 1, bias=False)] if upsample == "deconv" else \
             [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(dim, dim // 2, 3, 1, 1, bias=False)]
         layers += up + [_norm(dim // 2, track_running_stats), nn.ReLU(inplace=True)]

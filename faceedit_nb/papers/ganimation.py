@@ -24,7 +24,8 @@ from ..methods import (SynthFacesBatches, Trained, adam, critic_real_fake, froze
 from ..nets import ganimation as nets
 from ..train import Trainer, epoch_linear_decay
 
-__all__ = ["GANimationConfig", "GANimationBatches", "generator_condition", "build_ganimation", "ganimation_optimizers",
+__all__ = ["GANimationConfig", "GANimationBatches", "OpenFaceBatches", "generator_condition", "build_ganimation",
+           "ganimation_optimizers",
            "ganimation_step", "ganimation_editor", "train_ganimation", "load_ganimation", "chapter_configs"]
 
 # =========================================================================================================
@@ -133,6 +134,24 @@ class GANimationBatches(SynthFacesBatches):
         noise = (torch.rand(len(donors), len(L.AUS), generator=g) * 2 - 1) * self.noise
         batch["aus_trg"] = self.labels["aus"][donors] + noise
         return batch
+
+
+class OpenFaceBatches(GANimationBatches):
+    """GANimation's batches (targets: another face's AUs + U(-0.1, 0.1)) from a folder of faces with
+    OpenFace AU files (:class:`faceedit_nb.data.OpenFaceAUs`, GANimation's layout; AffectNet crops with
+    their OpenFace CSVs, as the paper), its train split decoded once into memory. It fills the fields that
+    GANimation's batches read instead of calling their constructor (which renders SynthFaces)."""
+
+    def __init__(self, cfg, split: str = "train"):
+        """``cfg``: a GANimation config with ``data_root`` (Ling et al.'s and DefGAN's have one)."""
+        from ..data import OpenFaceAUs
+        ds = OpenFaceAUs(cfg.data_root, split, size=cfg.image_size)
+        self.n, self.batch_size, self.flip, self.seed, self.noise = len(ds), cfg.batch_size, cfg.flip, cfg.seed, cfg.target_noise
+        if cfg.batch_size > self.n:
+            raise ValueError(f"batch_size {cfg.batch_size} exceeds the {self.n} {split} faces under {cfg.data_root}")
+        items = [ds[i] for i in range(self.n)]
+        self.images = torch.stack([((it["image"] + 1) * 127.5).round().to(torch.uint8) for it in items])
+        self.labels = {"aus": torch.stack([it["aus"].float() for it in items])}
 
 
 def generator_condition(y_from: torch.Tensor, y_to: torch.Tensor, cfg: GANimationConfig) -> torch.Tensor:

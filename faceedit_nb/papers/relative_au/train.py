@@ -14,7 +14,7 @@ from ...methods import (Trained, adam, critic_real_fake, frozen, learning_curve,
                         train_in_pool)
 from ...nets import ganimation as ga_nets
 from ...train import Trainer, epoch_linear_decay, run_dir_for
-from ..ganimation import GANimationBatches, ganimation_step
+from ..ganimation import GANimationBatches, OpenFaceBatches, ganimation_step
 from .config import RelativeAUConfig
 from .losses import (adversarial_loss_d, adversarial_loss_g, condition_loss_d, condition_loss_g, discriminator_loss,
                      generator_loss, gradient_penalty_loss, self_reconstruction_loss, cycle_reconstruction_loss,
@@ -24,23 +24,6 @@ from .model import build_generator, generator_condition
 __all__ = ["OpenFaceBatches", "RelativeAUBatches", "build_relative_au", "relative_au_optimizers",
            "relative_au_schedule", "relative_au_step", "edit_relative", "relative_au_editor", "train_relative_au",
            "load_relative_au", "load_series", "seconds_per_iteration"]
-
-
-class OpenFaceBatches(GANimationBatches):
-    """GANimation's batches (targets: another face's AUs + U(-0.1, 0.1)) from a folder of faces with
-    OpenFace AU files (:class:`faceedit_nb.data.OpenFaceAUs`, GANimation's layout; AffectNet crops with
-    their OpenFace CSVs, as the paper), its train split decoded once into memory. It fills the fields that
-    GANimation's batches read instead of calling their constructor (which renders SynthFaces)."""
-
-    def __init__(self, cfg: RelativeAUConfig, split: str = "train"):
-        from ...data import OpenFaceAUs
-        ds = OpenFaceAUs(cfg.data_root, split, size=cfg.image_size)
-        self.n, self.batch_size, self.flip, self.seed, self.noise = len(ds), cfg.batch_size, cfg.flip, cfg.seed, cfg.target_noise
-        if cfg.batch_size > self.n:
-            raise ValueError(f"batch_size {cfg.batch_size} exceeds the {self.n} {split} faces under {cfg.data_root}")
-        items = [ds[i] for i in range(self.n)]
-        self.images = torch.stack([((it["image"] + 1) * 127.5).round().to(torch.uint8) for it in items])
-        self.labels = {"aus": torch.stack([it["aus"].float() for it in items])}
 
 
 class RelativeAUBatches:
