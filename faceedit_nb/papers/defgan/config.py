@@ -33,7 +33,8 @@ PAPER_STATES = {
     "lambda_face_id": "the face-identity term of Eq. 12 enters Eq. 16 without a weight (1)",
     "train_G_every_n_iterations": "the critic is trained 10 steps per generator step (Sec. 4.1)",
     "batch_size": "25 (Sec. 4.1)", "lr_G": "Adam 1e-4, betas (0.5, 0.999) (Sec. 4.1)",
-    "nepochs_no_decay": "40 epochs, the rate decaying to 0 over the last 20 (Sec. 4.1)",
+    "nepochs_no_decay": "40 epochs in all, the first 20 at 1e-4 (Sec. 4.1)",
+    "nepochs_decay": "the rate decays to 0 over the last 20 epochs (Sec. 4.1)",
 }
 OUR_CHOICES = {
     "lambda_D_cond (critic)": "Eq. 18 gives the critic's AU term (Eq. 10) no weight; we keep GANimation's 4000 "
@@ -87,12 +88,29 @@ class DefGANConfig(GANimationConfig):
     dataset: str = "synthfaces"   # "synthfaces", or a folder with OpenFace AU files: "openface", "affectnet"
     data_root: str = ""           # that folder (faceedit_nb.data.OpenFaceAUs documents the layout)
 
-    # cpu: GANimation's cpu sizes (64 px, G width 32, a 5-layer critic of width 32, batch 16); 2 epochs
-    # (400 iterations). A first plan, not a tuned recipe: the GANimation cpu recipe it must beat is itself
-    # being re-tuned (issue 17), and the seconds it costs are in benchmarks/cpu_recipes_findings.md.
+    # cpu: GANimation's cpu sizes (64 px, G width 32, a 5-layer critic of width 32, batch 16), G_Def with 2
+    # blocks, a generator step every 5 critic steps (GANimation's), 3 epochs (600 iterations, 120 generator
+    # steps). Planned from benchmarks/defgan_step.py: a DefGAN iteration costs 1.16x GANimation's at this
+    # profile with a generator step every 10 (0.59x without the texture stage); GANimation's cpu recipe runs
+    # ~0.6 s per iteration on the book's machine, so each model is ~8 minutes and the five ~20 on 2 workers.
+    # A first plan, not a tuned recipe: 120 generator steps do not teach an editor, and the GANimation it is
+    # compared with is itself being re-tuned (issue 17).
     _CPU = dict(curve_every=100, curve_oracles="cpu", image_size=64, g_conv_dim=32, d_conv_dim=32,
-                d_repeat_num=5, def_repeat_num=2, batch_size=16, nepochs_no_decay=1,
+                d_repeat_num=5, def_repeat_num=2, batch_size=16, train_G_every_n_iterations=5, nepochs_no_decay=2,
                 nepochs_decay=1, log_every=20, sample_every=200, snapshot_every=100)
+    _WHY = {
+        "image_size": "64 px: a CPU budget (the cpu oracles and SynthFaces' bars are at 64 px)",
+        "g_conv_dim": "GANimation's cpu width, so that DefGAN's texture stage is the baseline's generator",
+        "d_conv_dim": "GANimation's cpu critic (width 32, 5 layers: a 2 x 2 map at 64 px)",
+        "d_repeat_num": "GANimation's cpu critic (width 32, 5 layers: a 2 x 2 map at 64 px)",
+        "def_repeat_num": "2 residual blocks in G_Def: the warp is smooth (a quarter-resolution field), and each "
+                          "block costs what one of G_Texture's does",
+        "batch_size": "GANimation's cpu batch",
+        "train_G_every_n_iterations": "GANimation's cpu value: in the baselines' cpu runs the generator's updates, "
+                                      "not the critic's, limited how far the edits got",
+        "nepochs_no_decay": "3 epochs in all (600 iterations): the series' 20 minutes on 2 workers",
+        "nepochs_decay": "3 epochs in all (600 iterations): the series' 20 minutes on 2 workers",
+    }
     _SMOKE = dict(curve_every=3, curve_faces=16, curve_oracles="smoke", image_size=32, n_train=64,
                   n_identities=8, g_conv_dim=8, g_repeat_num=1, def_repeat_num=1, d_conv_dim=8, d_repeat_num=4,
                   batch_size=8, train_G_every_n_iterations=2, nepochs_no_decay=1, nepochs_decay=1, log_every=2,
