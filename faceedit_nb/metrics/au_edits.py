@@ -14,13 +14,13 @@ import torch
 from .. import labels as L
 from .image import l1_error
 
-__all__ = ["REGION_THRESHOLD", "single_au_edits", "true_region", "locality_share", "relative_edit_errors"]
+__all__ = ["REGION_THRESHOLD", "apply_editor", "single_au_edits", "true_region", "locality_share", "relative_edit_errors"]
 
 REGION_THRESHOLD = 0.002  # a pixel is in an AU's true region when the re-render moves it by more (on [0, 1]); the
 #                           re-render itself then keeps 97-99 % of its change inside (measured at 32 and 64 px)
 
 
-def _edit(editor, images, source, target, indices) -> torch.Tensor:
+def apply_editor(editor, images, source, target, indices) -> torch.Tensor:
     """``editor(images, source, target)``, with ``indices=`` for editors that want them (the ground truth)."""
     if getattr(editor, "wants_indices", False):
         return editor(images, source, target, indices=indices).float()
@@ -37,7 +37,7 @@ def single_au_edits(editor, dataset, indices: torch.Tensor, au: str, delta: floa
     v_tgt = v_src.clone()
     k = L.AUS.index(au)
     v_tgt[:, k] = (v_tgt[:, k] + delta).clamp(0, 1)
-    edit = _edit(editor, b["image"], v_src, v_tgt, indices)
+    edit = apply_editor(editor, b["image"], v_src, v_tgt, indices)
     truth = dataset.render_targets(indices, aus=v_tgt)["image"]
     return {"image": b["image"], "edit": edit, "truth": truth, "source_aus": v_src, "target_aus": v_tgt}
 

@@ -15,6 +15,7 @@ ED and the identity distance of Table 1):
   falls where SynthFaces' re-render with that expression moves the face.
 * :func:`warp_share`, :func:`warp_share_difference`: the warp's share of the edit over many edits, and
   its difference to another model's (or to a reference such as 0.5) with a paired interval over faces.
+* :func:`grid_sizes`: how far and how smoothly the grid moves the pixels, per edit (what Eq. 13-14 act on).
 * :func:`per_expression_difference`, :func:`locality_difference`: paired differences of two editors'
   per-edit figures (identity distance, locality), bootstrapped over faces.
 * :func:`plot_warped_grid`: the grid of Fig. 11 (bottom), a mesh drawn through the points each pixel samples.
@@ -29,14 +30,14 @@ import torch
 
 from ... import claims as C
 from ... import labels as L
-from ...metrics.au_edits import REGION_THRESHOLD, _edit, locality_share, true_region
+from ...metrics.au_edits import REGION_THRESHOLD, apply_editor, locality_share, true_region
 from ...metrics.image import l1_error
 from .model import DefGANGenerator, grid_to_pixels
 
 __all__ = ["EDITED_EXPRESSIONS", "expression_targets", "expression_edits", "identity_distance_per_expression",
-           "stage_progress", "single_au_stages", "difference_map", "generator", "stage_faces", "warp_share",
-           "warp_share_difference", "per_expression_difference", "expression_locality", "locality_difference",
-           "plot_warped_grid"]
+           "stage_progress", "single_au_stages", "difference_map", "trained_generator", "stage_faces", "warp_share",
+           "warp_share_difference", "grid_sizes", "per_expression_difference", "expression_locality",
+           "locality_difference", "plot_warped_grid"]
 
 # Fig. 3 / 8: the six expressions the paper edits to (happy, disgust, sad, fear, angry, surprise), in RaFD's names
 EDITED_EXPRESSIONS = ("angry", "disgusted", "fearful", "happy", "sad", "surprised")
@@ -51,13 +52,13 @@ def expression_targets(dataset, indices: torch.Tensor, expression: str) -> torch
 @torch.no_grad()
 def expression_edits(editor, dataset, n: int, *, expressions=EDITED_EXPRESSIONS, batch_size: int = 100):
     """Yield ``(expression, indices, images, edits)`` for the first ``n`` faces of ``dataset`` edited to each
-    expression of ``expressions``."""
+    expression of ``expressions`` (an editor with ``wants_indices``, the ground truth, also gets ``indices``)."""
     for e in expressions:
         for lo in range(0, n, batch_size):
             idx = torch.arange(lo, min(n, lo + batch_size))
             b = dataset.batch(idx)
             target = expression_targets(dataset, idx, e)
-            yield e, idx, b["image"], editor(b["image"], b["aus"].float(), target).float()
+            yield e, idx, b["image"], apply_editor(editor, b["image"], b["aus"].float(), target, idx)
 
 
 @torch.no_grad()
@@ -115,7 +116,7 @@ def difference_map(image: torch.Tensor, edit: torch.Tensor) -> torch.Tensor:
     return (edit.float() - image.float()).abs().mean(1) / 2
 
 
-def generator(trained) -> DefGANGenerator:
+def trained_generator(trained) -> DefGANGenerator:
     """The generator behind ``trained.editor`` (a :func:`.train.load_defgan` result): its EMA copy if any."""
     return trained.ema.get("G", trained.nets["G"])
 
@@ -165,23 +166,44 @@ def warp_share_difference(a: dict, b: dict | None = None, *, n: int, reference: 
                                                                                              dtype=torch.float64))
 
     def shares(warp, whole, w):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return (w @ warp).numpy() / (w @ whole).numpy()
+        return (w @ warp).numpy() / (w @ whole).numpy()
 
     ones = torch.ones(1, n, dtype=torch.float64)
-    if b is None:
-        est, boot = shares(warp_a, whole_a, ones)[0] - reference, shares(warp_a, whole_a, weights) - reference
-        test = f"bootstrap over {n:,} faces ({n_boot} draws), share minus {reference:g}"
-    else:
-        est = shares(warp_a, whole_a, ones)[0] - shares(warp_b, whole_b, ones)[0]
-        boot = shares(warp_a, whole_a, weights) - shares(warp_b, whole_b, weights)
-        test = f"paired bootstrap over {n:,} faces ({n_boot} draws), both shares recomputed"
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if b is None:
+            est, boot = shares(warp_a, whole_a, ones)[0] - reference, shares(warp_a, whole_a, weights) - reference
+            test = f"bootstrap over {n:,} faces ({n_boot} draws), share minus {reference:g}"
+        else:
+            est = shares(warp_a, whole_a, ones)[0] - shares(warp_b, whole_b, ones)[0]
+            boot = shares(warp_a, whole_a, weights) - shares(warp_b, whole_b, weights)
+            test = f"paired bootstrap over {n:,} faces ({n_boot} draws), both shares recomputed"
     boot = np.where(np.isnan(boot), np.inf, boot)   # 0 / 0: no progress in that draw, the share is undefined
     finite = boot[np.isfinite(boot)]
     lo, hi = np.percentile(boot, [2.5, 97.5]) if len(finite) == n_boot else (-np.inf, np.inf)
     se = float(finite.std(ddof=1)) if len(finite) == n_boot else float("inf")
     p = float(min(1.0, 2 * min((boot <= 0).mean(), (boot >= 0).mean())))
     return C.Difference(float(est), float(lo), float(hi), se, len(a["ed_input"]), test, p)
+
+
+@torch.no_grad()
+def grid_sizes(G: DefGANGenerator, dataset, n: int, *, expressions=EDITED_EXPRESSIONS,
+               batch_size: int = 100) -> dict[str, torch.Tensor]:
+    """Per edit (``n`` faces x ``expressions``, :func:`stage_faces`'s order), the grid's mean and largest
+    offset length in pixels (``mean_px``, ``max_px``) and its roughness (``rough_px2``: the mean squared
+    difference of neighbouring pixels' offsets, px², Eq. 14's TV term as a mean)."""
+    rows = {k: [] for k in ("mean_px", "max_px", "rough_px2")}
+    for e in expressions:
+        for lo in range(0, n, batch_size):
+            idx = torch.arange(lo, min(n, lo + batch_size))
+            b = dataset.batch(idx)
+            off = grid_to_pixels(G(b["image"], b["aus"].float(), expression_targets(dataset, idx, e))["grid"].float())
+            length = off.norm(dim=-1).flatten(1)
+            rough = ((off[:, 1:] - off[:, :-1]).square().sum(-1).flatten(1).mean(1)
+                     + (off[:, :, 1:] - off[:, :, :-1]).square().sum(-1).flatten(1).mean(1))
+            rows["mean_px"].append(length.mean(1))
+            rows["max_px"].append(length.amax(1))
+            rows["rough_px2"].append(rough)
+    return {k: torch.cat(v) for k, v in rows.items()}
 
 
 def per_expression_difference(a: dict, b: dict, *, n_boot: int = 1000, seed: int = 0) -> dict[str, C.Difference]:
@@ -213,7 +235,7 @@ def expression_locality(editor, dataset, n: int, *, expressions=EDITED_EXPRESSIO
             idx = torch.arange(lo, min(n, lo + batch_size))
             b = dataset.batch(idx)
             truth = dataset.render_targets(idx, expression=L.EXPRESSIONS.index(e))
-            edit = _edit(editor, b["image"], b["aus"].float(), truth["aus"].float(), idx).clamp(-1, 1)
+            edit = apply_editor(editor, b["image"], b["aus"].float(), truth["aus"].float(), idx).clamp(-1, 1)
             region = true_region(b["image"], truth["image"], threshold)
             rows["locality"].append(locality_share(b["image"], edit, region))
             rows["region_area"].append(region.float().flatten(1).mean(1))
@@ -236,7 +258,7 @@ def locality_difference(a: dict, b: dict, *, n_boot: int = 1000, seed: int = 0) 
 
 
 def plot_warped_grid(ax, offsets: torch.Tensor, *, step: int = 4, exaggerate: float = 1.0, color: str = "yellow",
-                     lw: float = 0.5):
+                     lw: float = 0.5, alpha: float = 0.8):
     """Draw the deformation grid of Fig. 11 (bottom) on ``ax``: every ``step``-th row and column of pixels
     moved to the point it samples, ``p + exaggerate * offset(p)`` (``offsets``: H x W x 2 in pixels, as
     :func:`single_au_stages` returns them; image coordinates, pixel centres at integers)."""
@@ -245,9 +267,9 @@ def plot_warped_grid(ax, offsets: torch.Tensor, *, step: int = 4, exaggerate: fl
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     px, py = xs + off[..., 0], ys + off[..., 1]
     for r in range(step // 2, h, step):
-        ax.plot(px[r], py[r], color=color, lw=lw)
+        ax.plot(px[r], py[r], color=color, lw=lw, alpha=alpha)
     for c in range(step // 2, w, step):
-        ax.plot(px[:, c], py[:, c], color=color, lw=lw)
+        ax.plot(px[:, c], py[:, c], color=color, lw=lw, alpha=alpha)
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
     return ax

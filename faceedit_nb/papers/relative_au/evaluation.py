@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from ...metrics.au_edits import (REGION_THRESHOLD, _edit, locality_share, relative_edit_errors,
+from ...metrics.au_edits import (REGION_THRESHOLD, apply_editor, locality_share, relative_edit_errors,
                                  single_au_edits, true_region)
 from ...metrics.image import l1_error, psnr, ssim
 
@@ -34,7 +34,7 @@ def reconstruction_errors(editor, dataset, n: int, *, batch_size: int = 100) -> 
         idx = torch.arange(lo, min(n, lo + batch_size))
         b = dataset.batch(idx)
         x = b["image"]
-        rec = _edit(editor, x, b["aus"], b["aus"], idx)
+        rec = apply_editor(editor, x, b["aus"], b["aus"], idx)
         out["l1"].append(l1_error(rec, x))
         out["psnr"].append(psnr(rec, x))
         out["ssim"].append(ssim(rec, x))
