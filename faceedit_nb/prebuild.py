@@ -160,9 +160,9 @@ def shared_jobs(profile: str) -> list[Job]:
         for name, cfg in series.items():
             add("defgan", f"DefGAN: {name}", cfg)
         oracle_sets.add((cfg.image_size, p["oracle_profile"], p["seed"]))
-        # Eq. 12's face embedding: an identity network of another seed than the judge's (stage -1, as the oracles)
-        add("oracle", f"oracle identity ({cfg.image_size} px, {cfg.curve_oracles}, seed {cfg.identity_seed}, "
-            "DefGAN's Eq. 12)", ("identity", cfg.image_size, cfg.curve_oracles, cfg.identity_seed), stage=-1)
+        # Eq. 12's face embedding: an identity network of another seed than the judge's (after the judges, below)
+        face_id = (f"oracle identity ({cfg.image_size} px, {cfg.curve_oracles}, seed {cfg.identity_seed}, "
+                   "DefGAN's Eq. 12)", ("identity", cfg.image_size, cfg.curve_oracles, cfg.identity_seed))
 
     if "secgan/04_results" in names:  # SeCGAN: the eight models its 02, 03 and 04 load (P first, stage 0)
         from .papers import secgan
@@ -182,6 +182,8 @@ def shared_jobs(profile: str) -> list[Job]:
         for name in sorted(ORACLES, key=ORACLE_COST.index):
             add("oracle", f"oracle {name} ({size} px, {oracle_profile})", (name, size, oracle_profile, seed),
                 stage=-1)
+    if "defgan/04_results" in names:
+        add("oracle", *face_id, stage=-1)
     order = {"oracle": 1, "stargan": 0, "ganimation": 2, "attgan": 3, "hier-parser": 4, "relative_au": 5,
              "critic-curve": 6, "hierarchical": 7, "secgan": 8, "defgan": 9}
     return sorted(jobs, key=lambda j: (j.stage, order[j.kind]))

@@ -8,7 +8,7 @@ import pytest
 
 from faceedit_nb import prebuild as P
 from faceedit_nb import progress
-from faceedit_nb.papers import attgan, ganimation, stargan
+from faceedit_nb.papers import attgan, defgan, ganimation, stargan
 
 
 def test_shared_jobs_take_each_chapters_parameters_and_profile_overrides():
@@ -22,12 +22,15 @@ def test_shared_jobs_take_each_chapters_parameters_and_profile_overrides():
     assert got["StarGAN (attributes13)"] == want["attributes13"] and got["StarGAN (expression)"] == want["expression"]
     assert all(c in [j.config for j in jobs if j.kind == "attgan"] for c in attgan.chapter_configs("smoke").values())
     assert ganimation.chapter_configs("smoke")["GANimation"] in [j.config for j in jobs if j.kind == "ganimation"]
-    assert sum(j.kind == "oracle" for j in jobs) == 5 and sum(j.kind == "hierarchical" for j in jobs) == 3
+    # the five judges and DefGAN's face embedding (Eq. 12), an identity network of another seed
+    assert sum(j.kind == "oracle" for j in jobs) == 6 and sum(j.kind == "hierarchical" for j in jobs) == 3
     assert all(j.stage == 1 for j in jobs if j.kind == "hierarchical")
     # the oracles first (every learning curve loads them), the longest to train first
     oracles = [j for j in jobs if j.kind == "oracle"]
-    assert jobs[:5] == oracles and {j.stage for j in oracles} == {-1} and min(j.stage for j in jobs[5:]) > -1
-    assert [j.config[0] for j in oracles] == ["aus", "parser", "expression", "identity", "attributes"]
+    assert jobs[:6] == oracles and {j.stage for j in oracles} == {-1} and min(j.stage for j in jobs[6:]) > -1
+    assert [j.config[0] for j in oracles] == ["aus", "parser", "expression", "identity", "attributes", "identity"]
+    assert [j.config[3] for j in oracles] == [0, 0, 0, 0, 0, 1]
+    assert [j.kind for j in jobs].count("defgan") == len(defgan.SERIES)
     assert labels.index("hierarchical: ours w/ end-to-end") > labels.index("StarGAN (expression)")
 
 
