@@ -1,6 +1,7 @@
 """Figures shared by the book's chapters: image grids, parsing masks in colour, landmarks, heatmaps."""
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -105,8 +106,8 @@ def markdown_table(rows: Sequence[Sequence], headers: Sequence[str], floatfmt: s
     """A Markdown table for notebooks (rendered by Jupyter and by the book)."""
     from IPython.display import Markdown
 
-    def fmt(v):
-        return format(v, floatfmt) if isinstance(v, float) else str(v)
+    def fmt(v):  # a bare "|" would end the cell: escaped (one already escaped is kept)
+        return re.sub(r"(?<!\\)\|", r"\\|", format(v, floatfmt) if isinstance(v, float) else str(v))
 
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]

@@ -24,8 +24,7 @@ Eq. 1, 4, 5     :class:`.model.DeformationGenerator` (G_Def, ``deform`` = G_Def^
                 :func:`.model.offset_grid`, :func:`.model.identity_grid` (I_Def)
 Eq. 2, 6        G_Texture: :class:`faceedit_nb.nets.ganimation.Generator` (``convention="paper"``:
                 I_y = M * T + (1 - M) * I*_y) inside :class:`.model.DefGANGenerator`
-Eq. 3           :class:`.model.DefGANGenerator` (G_Comp; its ``forward`` returns every intermediate),
-                :func:`.model.defgan_edit`
+Eq. 3           :class:`.model.DefGANGenerator` (G_Comp; its ``forward`` returns every intermediate)
 Sec. 3.1.1      the maximum offset (5 px at 128 px): ``DefGANConfig.max_offset``, ``offset_pixels``
 App. D.1        G_Def = G_Texture's trunk with bilinear up-sampling of its offsets; D = GANimation's critic
                 (:func:`.train.build_defgan`)
@@ -67,8 +66,7 @@ from .losses import (critic_loss_d, critic_loss_g, cycle_loss, discriminator_los
                      expression_loss_g, face_identity_loss, generator_loss, gradient_penalty_loss,
                      grid_composition_loss, grid_regularisation_loss, mask_regularisation_loss,
                      squared_total_variation)
-from .model import (DefGANGenerator, DeformationGenerator, defgan_edit, grid_to_pixels, identity_grid, offset_grid,
-                    warp)
+from .model import DefGANGenerator, DeformationGenerator, grid_to_pixels, identity_grid, offset_grid, warp
 from .train import (build_defgan, defgan_batches, defgan_editor, defgan_optimizers, defgan_step, identity_network,
                     load_defgan, load_series, train_defgan)
 from .evaluation import *  # noqa: F401,F403  (every name of evaluation.__all__)

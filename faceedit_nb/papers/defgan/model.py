@@ -19,7 +19,7 @@ from torch import nn
 
 from ...nets.stargan import DOWNSAMPLINGS, check_image_size, tile, trunk_layers
 
-__all__ = ["identity_grid", "offset_grid", "warp", "DeformationGenerator", "DefGANGenerator", "defgan_edit", "grid_to_pixels"]
+__all__ = ["identity_grid", "offset_grid", "warp", "DeformationGenerator", "DefGANGenerator", "grid_to_pixels"]
 
 
 def identity_grid(n: int, size: int, *, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -122,8 +122,3 @@ class DefGANGenerator(nn.Module):
     def edit(self, x: torch.Tensor, y_src: torch.Tensor, y_trg: torch.Tensor) -> torch.Tensor:
         """Editor interface: I_y = G_Comp(I_x, x, y)."""
         return self(x, y_src, y_trg)["output"]
-
-
-def defgan_edit(G: DefGANGenerator, x: torch.Tensor, y_src: torch.Tensor, y_trg: torch.Tensor) -> dict[str, torch.Tensor]:
-    """G_Comp(I_x, x, y) with every intermediate (:class:`DefGANGenerator`'s ``forward``)."""
-    return G(x, y_src, y_trg)
