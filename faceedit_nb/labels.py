@@ -179,6 +179,7 @@ PROTOTYPES = torch.stack([prototype_aus(e) for e in EXPRESSIONS])  # (8, 17)
 # --- other SynthFaces labels -----------------------------------------------------------------------
 LIGHTING = ("normal", "weak", "dark")  # LSSL's lighting classes
 STYLES = ("photo", "flat")  # "flat": untextured render, LSSL's synthetic-to-real experiment
+YAW_ANGLES = (0, 15, 30, 45)  # LSSL's pose classes: yaw in degrees, 0-45 in 15-degree steps (lssl.txt, Fig. 2a)
 
 # iBUG-300W 68-point landmark groups (0-based, end exclusive)
 LANDMARK_GROUPS = {

@@ -178,16 +178,17 @@ class Projection(nn.Linear):
 
 class Discriminator(nn.Module):
     """StarGAN D(x) -> (D_src patch map, D_cls logits). Width ``conv_dim``, depth ``repeat_num`` stride-2
-    convs; the classifier kernel is image_size / 2^repeat_num (2 at 128 px with 6 layers)."""
+    convs; the classifier kernel is image_size / 2^repeat_num (2 at 128 px with 6 layers). ``in_channels``:
+    3 (an image), or more for a critic of image pairs (LSSL's image + landmark heat map)."""
 
     def __init__(self, image_size: int = 128, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6,
-                 *, projection: bool = False):
+                 *, projection: bool = False, in_channels: int = 3):
         super().__init__()
         kernel = image_size // 2 ** repeat_num
         if kernel < 1 or kernel * 2 ** repeat_num != image_size:
             raise ValueError(f"a {repeat_num}-layer discriminator needs an image size divisible by "
                              f"{2 ** repeat_num}; got {image_size} (use default_d_repeat({image_size}))")
-        layers: list[nn.Module] = [nn.Conv2d(3, conv_dim, 4, 2, 1), nn.LeakyReLU(0.01)]
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, conv_dim, 4, 2, 1), nn.LeakyReLU(0.01)]
         dim = conv_dim
         for _ in range(1, repeat_num):
             layers += [nn.Conv2d(dim, dim * 2, 4, 2, 1), nn.LeakyReLU(0.01)]
