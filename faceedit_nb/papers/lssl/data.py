@@ -80,18 +80,26 @@ def attribute_labels(ds: SynthFaces, attribute: str) -> torch.Tensor:
 def true_edit(ds: SynthFaces, indices: torch.Tensor, attribute: str, target: torch.Tensor) -> dict:
     """SynthFaces' ground truth of an edit: faces ``indices`` re-rendered with the target classes of
     ``attribute``, everything else (person, other attributes, framing, texture, light direction) kept."""
-    idx = torch.as_tensor(indices, dtype=torch.long)
+    idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
     if attribute == "expression":
         return ds.render_targets(idx, expression=target)
+    target = torch.as_tensor(target, dtype=torch.long).expand(len(idx))
     saved = {k: v.clone() for k, v in ds.params.items()}
+    sign = saved["pose"][:, 0].sign().where(saved["pose"][:, 0] != 0, torch.ones(ds.n))
+    out: dict = {}
     try:
-        classes = attribute_labels(ds, attribute)
-        classes[idx] = target.long()
-        sign = ds.params["pose"][:, 0].sign().where(ds.params["pose"][:, 0] != 0, torch.ones(ds.n))
-        set_attribute(ds, attribute, classes, sign)
-        return ds.batch(idx)
+        for t in target.unique():  # one class at a time: a face may be asked for several targets
+            rows = (target == t).nonzero().flatten()
+            classes = attribute_labels(ds, attribute)
+            classes[idx[rows]] = t
+            set_attribute(ds, attribute, classes, sign)
+            for k, v in ds.batch(idx[rows]).items():
+                if torch.is_tensor(v):
+                    out.setdefault(k, v.new_empty((len(idx), *v.shape[1:])))[rows] = v
+            ds.params.update({k: v.clone() for k, v in saved.items()})
     finally:
         ds.params.update(saved)
+    return out
 
 
 class LSSLBatches:

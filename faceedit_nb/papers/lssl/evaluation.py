@@ -11,14 +11,14 @@ import torch
 import torch.nn.functional as F
 
 from ... import labels as L
-from ...device import torch_threads
+from ...device import DEVICE, torch_threads
 from ...methods import adam, seeded
 from ...nets.classifiers import AttributeClassifier
 from .config import LSSLConfig
 from .data import attribute_labels, lssl_faces, pose_pairs, true_edit
 from .train import LSSLEditor, refine
 
-__all__ = ["Faces", "real_faces", "edit_function", "synthesize", "build_recognizer", "train_recognizer",
+__all__ = ["Faces", "real_faces", "edit_function", "edit_table", "synthesize", "build_recognizer", "train_recognizer",
            "recognition_hits", "augmentation_curve", "pose_recognition", "diversity", "edit_error"]
 
 
@@ -33,30 +33,49 @@ class Faces:
 
 
 def real_faces(cfg: LSSLConfig, split: str, n: int, n_identities: int | None = None) -> Faces:
-    """``n`` SynthFaces photo faces of ``split`` as LSSL's models see them (:func:`.data.lssl_faces`): the
-    training people (split "train", the GAN's own faces first) or held-out people ("test")."""
+    """``n`` SynthFaces photo faces of ``split`` as LSSL's models see them (:func:`.data.lssl_faces`): of the
+    GAN's training people (split "train"; the first ``n_identities`` of them, default ``n // 8``) or of held-out
+    people ("test")."""
     ds = lssl_faces(cfg, split, n=n, n_identities=n_identities or max(1, n // 8))
     parts = [ds.batch(torch.arange(lo, min(n, lo + 256))) for lo in range(0, n, 256)]
     return Faces(torch.cat([p["image"] for p in parts]), attribute_labels(ds, cfg.attribute),
                  torch.cat([p["landmarks"] for p in parts]).float(), ds)
 
 
-def edit_function(editor, faces: Faces, batch_size: int = 256) -> Callable:
+def edit_function(editor, faces: Faces, batch_size: int = 256, device=None) -> Callable:
     """``edit(indices, targets)``: ``editor`` (an :class:`.train.LSSLEditor`, which reads each face's landmarks,
-    or any harness editor such as StarGAN's) applied to ``faces``."""
+    or any harness editor such as StarGAN's) applied to ``faces`` on ``device`` (default: where an LSSL editor's
+    generator is, else the CPU, where :func:`faceedit_nb.methods.load_method` leaves networks); edits come back
+    on the CPU."""
+    if device is None:
+        device = next(editor.G.parameters()).device if isinstance(editor, LSSLEditor) else torch.device("cpu")
+
     @torch.no_grad()
     def edit(indices: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         out = []
         for lo in range(0, len(indices), batch_size):
             idx, trg = indices[lo:lo + batch_size], targets[lo:lo + batch_size]
-            x, src = faces.images[idx], faces.labels[idx]
+            x, src, trg = faces.images[idx].to(device), faces.labels[idx].to(device), trg.to(device)
             if isinstance(editor, LSSLEditor):
-                out.append(editor(x, src, trg, landmarks=faces.landmarks[idx]).float())
+                out.append(editor(x, src, trg, landmarks=faces.landmarks[idx]).float().cpu())
             else:
-                out.append(editor(x, src, trg).float())
+                out.append(editor(x, src, trg).float().cpu())
         return torch.cat(out).clamp(-1, 1)
     edit.faces = faces
     return edit
+
+
+def edit_table(edit: Callable, faces: Faces, n_classes: int) -> Callable:
+    """``edit`` with every face's edit to every class computed once and kept as 8-bit images (as a saved edit
+    would be): the augmentation study draws from it for every seed and count without editing again."""
+    idx = torch.arange(len(faces))
+    table = torch.stack([((edit(idx, torch.full_like(idx, k)) + 1) * 127.5).round().to(torch.uint8)
+                         for k in range(n_classes)])
+
+    def lookup(indices: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return table[targets.long(), indices.long()].float() / 127.5 - 1
+    lookup.faces = faces
+    return lookup
 
 
 def synthesize(edit: Callable, n_sources: int, per_class: int, n_classes: int, seed: int = 0):
@@ -81,16 +100,16 @@ def train_recognizer(images: torch.Tensor, labels: torch.Tensor, *, n_classes: i
     """Train :func:`build_recognizer` on ``images`` / ``labels`` (cross-entropy, Adam, random flips)."""
     if len(images) == 0:
         raise ValueError("train_recognizer needs at least one image")
-    net = seeded(seed, lambda: {"R": build_recognizer(n_classes, images.shape[-1], width)})["R"].train()
+    net = seeded(seed, lambda: {"R": build_recognizer(n_classes, images.shape[-1], width)})["R"].to(DEVICE).train()
     opt = adam(net, lr, 0.9, 0.999)
     g = torch.Generator().manual_seed(seed + 1)
     with torch_threads(threads):
         for _ in range(steps):
             idx = torch.randint(len(images), (min(batch_size, len(images)),), generator=g)
-            x = images[idx].float()
-            flip = torch.rand(len(idx), generator=g) < 0.5
+            x = images[idx].float().to(DEVICE)
+            flip = (torch.rand(len(idx), generator=g) < 0.5).to(DEVICE)
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-            loss = F.cross_entropy(net(x), labels[idx].long())
+            loss = F.cross_entropy(net(x), labels[idx].long().to(DEVICE))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -100,20 +119,24 @@ def train_recognizer(images: torch.Tensor, labels: torch.Tensor, *, n_classes: i
 @torch.no_grad()
 def recognition_hits(net, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Per image: did ``net`` recognise its class (bool)."""
-    pred = torch.cat([net(images[lo:lo + batch_size].float()).argmax(1) for lo in range(0, len(images), batch_size)])
-    return pred.cpu() == labels.cpu()
+    dev = next(net.parameters()).device
+    pred = torch.cat([net(images[lo:lo + batch_size].float().to(dev)).argmax(1).cpu()
+                      for lo in range(0, len(images), batch_size)])
+    return pred == labels.cpu()
 
 
 def augmentation_curve(edits: dict[str, Callable], real: Faces, test: Faces, *, counts, seeds=(0,), n_classes: int,
-                       steps: int = 300, width: int = 16, threads: int | None = None) -> list[dict]:
+                       steps: int = 300, width: int = 16, threads: int | None = None,
+                       real_only: bool = True) -> list[dict]:
     """Fig. 8 / Table 1: for each method's edit function, each number of synthetic faces per class (0 = the real
     faces alone, shared by all methods) and each seed, a recogniser trained on the real faces plus the synthetic
     ones, tested on held-out people. Rows: ``{"method", "per_class", "seed", "accuracy", "hits"}`` (``hits``:
-    per test face, for paired tests: every recogniser reads the same faces)."""
+    per test face, for paired tests: every recogniser reads the same faces). ``real_only=False`` leaves out the
+    real-only recognisers (a second call on other methods, whose first call trained them)."""
     rows = []
     for seed in seeds:
-        base = _curve_row("real only", 0, seed, real, test, None, n_classes, steps, width, threads)
-        rows.append(base)
+        if real_only:
+            rows.append(_curve_row("real only", 0, seed, real, test, None, n_classes, steps, width, threads))
         for (name, edit), per_class in itertools.product(edits.items(), [c for c in counts if c]):
             rows.append(_curve_row(name, per_class, seed, real, test, edit, n_classes, steps, width, threads))
     return rows

@@ -56,7 +56,8 @@ class Encoder(nn.Module):
     def __init__(self, conv_dim: int = 64, repeat_num: int = 6, side_input: bool = True):
         super().__init__()
         self.side_input = side_input
-        layers: list[nn.Module] = [nn.Conv2d(6 if side_input else 3, conv_dim, 7, 1, 3, bias=False), *_in_relu(conv_dim)]
+        c_in = 6 if side_input else 3
+        layers: list[nn.Module] = [nn.Conv2d(c_in, conv_dim, 7, 1, 3, bias=False), *_in_relu(conv_dim)]
         dim = conv_dim
         for _ in range(DOWNSAMPLINGS):
             layers += [nn.Conv2d(dim, dim * 2, 4, 2, 1, bias=False), *_in_relu(dim * 2)]

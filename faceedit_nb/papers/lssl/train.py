@@ -50,7 +50,7 @@ def pretrain_parser(cfg: LSSLConfig, progress: bool = False, threads: int | None
     with torch_threads(threads):
         # LSSL's classes are symmetric, so train_parser's left/right swap of a flipped mask leaves them as they are
         history = train_parser(parser, {"image": torch.cat(images), "mask": torch.cat(masks)}, cfg.parser_steps,
-                               batch_size=min(32, cfg.parser_masks), lr=5e-3, seed=cfg.seed, loss="ce",
+                               batch_size=min(32, cfg.parser_masks), lr=5e-3, seed=cfg.seed,
                                log_every=100 if progress else 0, task=f"lssl-parser-{config_hash(parser_config(cfg))}")
         report = parser_miou(parser, cfg.image_size)
     return {"state": {k: v.detach().cpu() for k, v in parser.state_dict().items()}, "history": history,
@@ -152,7 +152,7 @@ def _generator_step(tr: Trainer, cfg: LSSLConfig, x, s, y_src, y_trg, parser) ->
         if not cfg.lambda_bi:
             g_bi = g_bi_img = g_bi_side = g_bi_lat = zero
         elif cfg.task == "synthesis":                                                # Eq. 6
-            back = G(out["image"], out["side"], y_src)                               # x̂, ŝ = G_dec(G_enc(x', s'), y')
+            back = G(out["image"], out["side"], y_src)                         # x̂, ŝ = G_dec(G_enc(x', s'), y')
             g_bi, g_bi_img, g_bi_side, g_bi_lat = bidirectional_loss(x, back["image"], s, back["side"],
                                                                      out["latent"], back["latent"])
         else:  # pose normalisation: the latent half (no target domain to cycle through)
@@ -210,7 +210,9 @@ def refine(G: nn.Module, cfg: LSSLConfig, simulated: torch.Tensor, profile: torc
     ``profile`` photos as side images (ignored by a model without side input, such as SimGAN's refiner)."""
     if cfg.task != "pose_normalisation":
         raise ValueError("refine needs a pose-normalisation model (task='pose_normalisation')")
-    out = [G(simulated[lo:lo + batch_size], profile[lo:lo + batch_size] if cfg.side_input else None)["image"]
+    dev = next(G.parameters()).device
+    out = [G(simulated[lo:lo + batch_size].to(dev),
+             profile[lo:lo + batch_size].to(dev) if cfg.side_input else None)["image"].cpu()
            for lo in range(0, len(simulated), batch_size)]
     return torch.cat(out)
 
