@@ -30,7 +30,7 @@ __all__ = ["Job", "chapter_parameters", "shared_jobs", "prebuild", "main"]
 class Job:
     """One model to have in the cache: ``kind`` says how to train it, ``config`` what."""
     kind: str             # "oracle", "stargan", "critic-curve", "ganimation", "attgan", "hier-parser", "hierarchical",
-    #                       "relative_au", "secgan", "defgan"
+    #                       "relative_au", "secgan", "defgan", "lssl-parser", "lssl"
     label: str            # what the progress lines call it
     config: Any           # the config (oracles: (name, size, profile, seed))
     stage: int = 0        # 1: needs a model of stage 0 (a hierarchical model starts from a StarGAN)
@@ -52,6 +52,9 @@ class Job:
         if self.kind == "critic-curve":
             from .papers.stargan import critic_curve_config
             return critic_curve_config(*self.config)
+        if self.kind == "lssl-parser":
+            from .papers.lssl import parser_config
+            return parser_config(self.config)
         return self.config
 
     @property
@@ -175,6 +178,18 @@ def shared_jobs(profile: str) -> list[Job]:
             q = chapter_parameters("secgan/04_results", profile)
             oracle_sets.add((cfg.image_size, q["oracle_profile"], q["seed"]))
 
+    if "lssl/04_results" in names:  # LSSL: the nine models its 02, 03 and 04 load (the parser P first, stage 0)
+        from .papers import lssl
+        p = chapter_parameters("lssl/04_results", profile)
+        models = {**lssl.series_configs(p["profile"], seed=p["seed"]),
+                  **{f"{a} model": c for a, c in lssl.attribute_configs(p["profile"], seed=p["seed"]).items()},
+                  **{f"pose normalisation: {n}": c for n, c in lssl.pose_configs(p["profile"], seed=p["seed"]).items()}}
+        for name, cfg in models.items():
+            if cfg.lambda_p:
+                add("lssl-parser", f"LSSL's parser P ({cfg.image_size} px)", cfg)
+            add("lssl", f"LSSL: {name}", cfg, stage=1)
+        oracle_sets.add((cfg.image_size, p["oracle_profile"], p["seed"]))
+
     # The oracles form the first stage, the longest first: every learning curve loads them at its first point,
     # so GAN jobs started before them would train them inside their own processes, one at a time behind the
     # cache's locks, while the other worker waited.
@@ -185,7 +200,7 @@ def shared_jobs(profile: str) -> list[Job]:
     if "defgan/04_results" in names:
         add("oracle", *face_id, stage=-1)
     order = {"oracle": 1, "stargan": 0, "ganimation": 2, "attgan": 3, "hier-parser": 4, "relative_au": 5,
-             "critic-curve": 6, "hierarchical": 7, "secgan": 8, "defgan": 9}
+             "critic-curve": 6, "hierarchical": 7, "secgan": 8, "defgan": 9, "lssl-parser": 10, "lssl": 11}
     return sorted(jobs, key=lambda j: (j.stage, order[j.kind]))
 
 
@@ -216,6 +231,12 @@ def _run(job: Job) -> tuple[str, float]:
     elif kind == "defgan":
         from .papers.defgan import load_defgan
         load_defgan(cfg, progress=False, threads=1)
+    elif kind == "lssl-parser":
+        from .papers.lssl import load_parser as load_lssl_parser
+        load_lssl_parser(cfg, threads=1)
+    elif kind == "lssl":
+        from .papers.lssl import load_lssl
+        load_lssl(cfg, progress=False, threads=1)
     elif kind == "hier-parser":
         from .papers.seg_hierarchical import load_parser
         load_parser(cfg, threads=1)

@@ -117,8 +117,10 @@ def markdown_table(rows: Sequence[Sequence], headers: Sequence[str], floatfmt: s
 def departures_table(cfg, profile: str):
     """A chapter's settings table: every field where ``cfg`` departs from its paper profile
     (:func:`faceedit_nb.config.departures`), with the paper's value, this run's, and the measured reason for
-    a cpu-profile choice (else what the field is)."""
-    rows = [(f"`{r['field']}`", r["paper"], r["value"], r["why"] or r["meaning"]) for r in departures(cfg)]
+    a cpu-profile choice (else what the field is). Floats are written in full (``g``: 1e-04, not 0.000)."""
+    def fmt(v):
+        return format(v, "g") if isinstance(v, float) else v
+    rows = [(f"`{r['field']}`", fmt(r["paper"]), fmt(r["value"]), r["why"] or r["meaning"]) for r in departures(cfg)]
     return markdown_table(rows, ["setting", "paper", f"this run ({profile})", "what it is, or why"])
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from faceedit_nb import prebuild as P
 from faceedit_nb import progress
-from faceedit_nb.papers import attgan, defgan, ganimation, stargan
+from faceedit_nb.papers import attgan, defgan, ganimation, lssl, stargan
 
 
 def test_shared_jobs_take_each_chapters_parameters_and_profile_overrides():
@@ -31,6 +31,13 @@ def test_shared_jobs_take_each_chapters_parameters_and_profile_overrides():
     assert [j.config[0] for j in oracles] == ["aus", "parser", "expression", "identity", "attributes", "identity"]
     assert [j.config[3] for j in oracles] == [0, 0, 0, 0, 0, 1]
     assert [j.kind for j in jobs].count("defgan") == len(defgan.SERIES)
+    # LSSL: its four expression models, the yaw and lighting models, three refiners; its parser P before them
+    got = [j.config for j in jobs if j.kind == "lssl"]
+    assert got == [*lssl.series_configs("smoke").values(), *lssl.attribute_configs("smoke").values(),
+                   *lssl.pose_configs("smoke").values()]
+    parser = labels.index("LSSL's parser P (32 px)")
+    assert jobs[parser].stage == 0 and all(j.stage == 1 for j in jobs if j.kind == "lssl")
+    assert parser < min(i for i, j in enumerate(jobs) if j.kind == "lssl")
     assert labels.index("hierarchical: ours w/ end-to-end") > labels.index("StarGAN (expression)")
 
 

@@ -27,3 +27,10 @@ def test_edit_grid_rows_are_editors_then_ground_truth_columns_input_then_targets
     np.testing.assert_allclose(shown(axes[3, 2]), viz.to_numpy_image(truth[1]), atol=1e-6)  # face 2, sad
     assert not np.allclose(shown(axes[3, 2]), shown(axes[3, 1]))  # sad and happy re-renders differ
     plt.close(fig)
+
+
+def test_departures_table_writes_small_rates_in_full():
+    from faceedit_nb.papers.lssl import config_for
+    table = viz.departures_table(config_for("cpu"), "cpu")
+    text = table.data if hasattr(table, "data") else str(table)
+    assert "| `g_lr` | 0.0001 | 0.0005 |" in text and "0.000 |" not in text

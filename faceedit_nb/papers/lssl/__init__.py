@@ -49,7 +49,7 @@ Fig. 9          MUG subjects 1 and 20: not reproducible here (MUG is licensed pe
 Table 2         a recogniser trained on real faces reads each method's edits: the expression oracle through
                 :func:`faceedit_nb.metrics.evaluate` (EEA), 04 (CycleGAN and IcGAN: not in the project)
 Table 3         :func:`.evaluation.pose_recognition`, 04 (Lai and Lai, Zhang et al., CycleGAN: no code)
-Fig. 10         the encoder's hidden units: 04
+Fig. 10         the encoder's hidden units: 02 (beside the latent's spread across faces), 04
 Fig. 11         the critic's losses: 02
 mode collapse   Sec. 3.1's claim for Eq. 6: :func:`.evaluation.diversity`, 03
 beyond paper    every edit against SynthFaces' true re-render (:func:`.evaluation.edit_error`), the real
