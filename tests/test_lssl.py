@@ -24,7 +24,8 @@ def test_config_holds_the_papers_values_and_refuses_what_does_not_apply():
     assert (cfg.lambda_bi, cfg.lambda_id, cfg.lambda_p, cfg.lambda_gp, cfg.lambda_cls) == (10, 10, 10, 10, 1)
     assert (cfg.batch_size, cfg.n_critic, cfg.g_lr, cfg.d_lr, cfg.image_size) == (8, 5, 1e-4, 1e-4, 128)
     assert (cfg.beta1, cfg.beta2) == (0.5, 0.999) and cfg.num_iters - cfg.num_iters_decay == 50_000
-    assert cfg.c_dim == 8 and LS.LSSLConfig(attribute="yaw").c_dim == 4 and LS.LSSLConfig(attribute="lighting").c_dim == 3
+    assert cfg.c_dim == 8 and LS.LSSLConfig(attribute="yaw").c_dim == 4
+    assert LS.LSSLConfig(attribute="lighting").c_dim == 3
     assert LS.LSSLConfig(task="pose_normalisation").condition_dim == 0
     with pytest.raises(ValueError, match="g_residual"):
         LS.LSSLConfig(g_residual=True)
@@ -140,6 +141,9 @@ def test_faces_carry_their_attribute_classes_and_true_edits_change_only_it():
     truth = LS.true_edit(ds, torch.arange(4), "yaw", torch.full((4,), 3))
     assert torch.equal(ds.params["pose"], before)  # the data set is left as it was
     assert truth["image"].shape == (4, 3, 32, 32)
+    one_by_one = [LS.true_edit(ds, torch.tensor([1]), "yaw", torch.tensor([k]))["image"] for k in range(4)]
+    repeated = LS.true_edit(ds, torch.tensor([1, 1, 1, 1]), "yaw", torch.arange(4))["image"]  # one face, 4 targets
+    assert torch.equal(repeated, torch.cat(one_by_one)) and not torch.equal(repeated[0], repeated[3])
     light = LS.lssl_faces(LS.LSSLConfig.smoke(attribute="lighting"), "train")
     assert torch.bincount(LS.attribute_labels(light, "lighting")).tolist() == [22, 21, 21]
     expr = LS.lssl_faces(LS.LSSLConfig.smoke(), "test", n=8, n_identities=1)
