@@ -300,10 +300,17 @@ class Claim:
         spec = ("+" if signed else "") + (".2f" if self.scale == 100 else ".3g")
         return format(v, spec)
 
+    def _missing_measurement(self) -> str:
+        """Why a claim marked testable has no verdict: the run gave no difference, or not a finite one."""
+        if self.difference is None:
+            return "no difference was measured (the run that would test it did not produce one)"
+        return (f"the measured difference is not finite (estimate {self.difference.estimate}, interval "
+                f"[{self.difference.low}, {self.difference.high}])")
+
     def verdict_text(self) -> str:
         v = self.verdict
         if v == "not testable here":
-            return f"not testable here: {self.reason}"
+            return f"not testable here: {self.reason or self._missing_measurement()}"
         if v != "inconclusive":
             return v
         d = self.ours

@@ -144,6 +144,9 @@ def test_inconclusive_claims_state_the_detectable_effect_and_the_papers_effect()
         C.Claim("x", "y", testable=False)
     nt = C.Claim("λ_global matters", "95.3", testable=False, reason="the global generator is fixed")
     assert nt.verdict_text() == "not testable here: the global generator is fixed"
+    # a claim marked testable whose run gave no (finite) difference says so instead of an empty reason
+    assert C.Claim("x", "+1").verdict_text().startswith("not testable here: no difference was measured")
+    assert "not finite" in C.Claim("x", "+1", _diff(float("nan"), 0.01)).verdict_text()
 
 
 def test_claims_table_has_one_row_per_claim_and_json_for_the_overview():
