@@ -8,7 +8,6 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import importlib.util
-import json
 import re
 import sys
 import tomllib
@@ -209,7 +208,6 @@ def plumbing(cell) -> str | None:
     body = [n for n in tree.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
     if not body:
         return None
-    calls = [n.value for n in body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)]
 
     def name(call):
         f = call.func

@@ -13,7 +13,7 @@ from ... import labels as L
 from ...methods import (Trained, adam, critic_real_fake, frozen, learning_curve, load_method, run_method, seeded,
                         train_in_pool)
 from ...nets import ganimation as ga_nets
-from ...train import Trainer, epoch_linear_decay, run_dir_for
+from ...train import Trainer, epoch_linear_decay
 from ..ganimation import GANimationBatches, OpenFaceBatches, ganimation_step
 from .config import RelativeAUConfig
 from .losses import (adversarial_loss_d, adversarial_loss_g, condition_loss_d, condition_loss_g, discriminator_loss,
