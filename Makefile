@@ -17,8 +17,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.faceedit-nb-installed
 PROFILE ?= cpu
-# processes that train the shared models before the chapters run (the machine has 2 cores)
+# processes that train the shared models before the chapters run (the machine has 2 cores), then chapters
+# executed at once (each in its own kernel)
 PREBUILD_WORKERS ?= 2
+BOOK_WORKERS ?= 2
 # pytest-xdist workers for `make test` (2 cores here); PYTEST_ARGS adds options, e.g. PYTEST_ARGS=-x
 JOBS   ?= 2
 TEST_THREADS ?= 1
@@ -51,10 +53,10 @@ setup:
 	fi
 
 # First the models several chapters share, trained up front two at a time (a progress line per model at
-# most every 30 s), then the chapters, which load them from the model cache.
+# most every 30 s), then the chapters, two at a time, which load them from the model cache.
 book: setup
 	$(PY) -m faceedit_nb.prebuild --profile $(PROFILE) --workers $(PREBUILD_WORKERS)
-	$(PY) -m faceedit_nb.book --profile $(PROFILE)
+	$(PY) -m faceedit_nb.book --profile $(PROFILE) --workers $(BOOK_WORKERS)
 
 # The notebooks get the smoke parameters injected (not executed) into build/smoke/, and nbval executes
 # them in the same pytest run as tests/, so CI reads one closing line. Exit code 5 (no tests collected)
@@ -81,7 +83,7 @@ test: setup
 	  echo "make test: building the smoke book strictly in $(TEST_BOOK)"; \
 	  mkdir -p $(TEST_BOOK); \
 	  tar -C book --exclude=./_build --exclude=./notebooks --exclude=./_generated -cf - . | tar -C $(TEST_BOOK) -xf -; \
-	  $(PY) -m faceedit_nb.book --profile smoke --book-dir $(TEST_BOOK) || brc=$$?; \
+	  $(PY) -m faceedit_nb.book --profile smoke --book-dir $(TEST_BOOK) --workers $(JOBS) || brc=$$?; \
 	  if [ $$brc -ne 0 ]; then echo "make test: the strict smoke book build FAILED (see above)" >&2; \
 	  echo "book: 0 passed, 1 failed"; else echo "book: 1 passed, 0 failed"; fi; \
 	fi; \

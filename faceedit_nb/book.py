@@ -54,9 +54,11 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import copy
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
 import math
@@ -66,6 +68,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -451,8 +454,9 @@ def _short_error(exc: BaseException) -> str:
 
 
 def execute_one(name: str, src: Path, dst: Path, overrides: dict[str, Any], profile: str, digest: str,
-                parameters: dict[str, Any], *, timeout: int | None = None) -> Result:
-    """Execute ``src`` into ``dst`` with papermill (cwd = ``dst``'s folder), atomically."""
+                parameters: dict[str, Any], *, timeout: int | None = None, monitor: bool = True) -> Result:
+    """Execute ``src`` into ``dst`` with papermill (cwd = ``dst``'s folder), atomically. ``monitor``: print
+    its progress (off when the caller monitors several chapters at once: the progress folder is process-wide)."""
     import papermill as pm
 
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -463,8 +467,10 @@ def execute_one(name: str, src: Path, dst: Path, overrides: dict[str, Any], prof
     try:
         try:
             # the kernel (and the training processes it starts) report progress; a line at most every 30 s
-            with tempfile.TemporaryDirectory(prefix="faceedit-progress-") as progress_dir, \
-                    Monitor(progress_dir, every=PROGRESS_EVERY, label="  ", heartbeat=name):
+            with contextlib.ExitStack() as stack:
+                if monitor:
+                    progress_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="faceedit-progress-"))
+                    stack.enter_context(Monitor(progress_dir, every=PROGRESS_EVERY, label="  ", heartbeat=name))
                 pm.execute_notebook(str(src), str(tmp), parameters=overrides, kernel_name=KERNEL_NAME,
                                     cwd=str(dst.parent), progress_bar=False, log_output=False,
                                     execution_timeout=timeout)
@@ -797,10 +803,101 @@ def _prune(out_dir: Path, keep: set[Path]) -> None:
             path.unlink()
 
 
+def _report(res: Result) -> None:
+    shown = f"{res.seconds:6.1f} s" if res.status != "reused" else "   cache"
+    print(f"  {res.status:8s} {shown}  {res.name}" + (f"  ({res.detail})" if res.detail else ""), flush=True)
+    if res.status == "failed":
+        print(f"           failed notebook kept at {res.output}", flush=True)
+
+
+def _plan_one(plan: tuple, dst: Path, profile: str, package: list, layout: Layout, *, prepare_only: bool,
+              force: bool, timeout: int | None):
+    """What running one notebook takes: a finished :class:`Result` (prepared, or reused from the cache of
+    executed chapters) or a function that executes it."""
+    name, src, nb, declared, overrides = plan
+    if prepare_only:
+        return prepare_one(name, src, dst, overrides)
+    parameters = {**declared, **overrides}
+    deps = notebook_dependencies(nb, layout.package_dir)
+    used = package if deps is None else [entry for entry in package if entry[0] in deps]
+    digest = execution_hash(nb, parameters, profile, used)
+    stored = _stored_meta(dst) if dst.is_file() else {}
+    if not force and stored.get("hash") == digest:
+        detail = f"executed {stored.get('executed', '?')} in {stored.get('seconds', '?')} s"
+        try:
+            refreshed = refresh_prose(nb, read_notebook(dst))
+        except BookError:
+            refreshed = None
+        if refreshed is not None:
+            _atomic_write_nb(refreshed, dst)
+            detail += ", prose refreshed"
+        return Result(name, "reused", 0.0, dst, detail)
+    if not overrides and profile != "cpu":
+        print(f"note: {name} has no {profile!r} parameters in profiles.yml: using its defaults")
+    return functools.partial(_execute_chapter, name, src, dst, overrides, profile, digest, parameters,
+                             timeout=timeout)
+
+
+def _execute_chapter(name: str, *args, monitor: bool = True, **kw) -> Result:
+    print(f"running {name} ...", flush=True)
+    return execute_one(name, *args, monitor=monitor, **kw)
+
+
+def _run_jobs(jobs: list, workers: int) -> list[Result]:
+    """The results of ``jobs`` (a Result, or a function returning one) in their order, executing up to
+    ``workers`` at once (in processes: papermill changes the process's working folder to start a kernel);
+    each is reported as it finishes."""
+    results: list[Result | None] = [job if isinstance(job, Result) else None for job in jobs]
+    for res in results:
+        if res is not None:
+            _report(res)
+    pending = [(k, job) for k, job in enumerate(jobs) if not isinstance(job, Result)]
+    if workers == 1 or len(pending) < 2:
+        for k, job in pending:
+            results[k] = job()
+            _report(results[k])
+        return results
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads is None:  # the kernels inherit it: no more threads than cores in all
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    try:
+        return _run_parallel(pending, results, workers)
+    finally:
+        if threads is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+
+
+def _run_parallel(pending: list, results: list, workers: int) -> list[Result]:
+    """``_run_jobs``' pending jobs, ``workers`` at a time, each in a process of its own (which starts the
+    chapter's kernel); one monitor prints the progress of all of them."""
+    import multiprocessing
+    with tempfile.TemporaryDirectory(prefix="faceedit-progress-") as progress_dir:
+        futures: dict = {}
+
+        def running() -> str:
+            return ", ".join(sorted(pending[k][1].args[0] for f, k in futures.items() if f.running()))
+
+        # the progress folder reaches the workers and their kernels through the environment, set by the monitor
+        with Monitor(progress_dir, every=PROGRESS_EVERY, label="  ", heartbeat=running), \
+                ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures.update({pool.submit(job, monitor=False): j for j, (_, job) in enumerate(pending)})
+            for future in as_completed(futures):
+                k = pending[futures[future]][0]
+                results[k] = future.result()
+                _report(results[k])
+    return results
+
+
 def run(profile: str, *, only: list[str] | None = None, prepare_only: bool = False,
         out: str | os.PathLike | None = None, build: bool = True, layout: Layout | None = None,
-        force: bool = False, timeout: int | None = None, strict: bool = True) -> list[Result]:
-    """Execute (or prepare) the notebooks for ``profile``, then build the book. Raises BookError."""
+        force: bool = False, timeout: int | None = None, strict: bool = True, workers: int = 1) -> list[Result]:
+    """Execute (or prepare) the notebooks for ``profile``, then build the book. Raises BookError.
+
+    ``workers``: chapters executed at once, each in its own kernel (the machine's cores; a chapter's torch
+    threads are its ``threads`` parameter, else ``OMP_NUM_THREADS``, set here to cores / workers when unset).
+    Results and the book keep the table of contents' order whatever order the chapters finish in."""
+    if workers < 1:
+        raise BookError(f"workers must be at least 1; got {workers}")
     layout = layout or Layout()
     if profile not in PROFILES:
         raise BookError(f"unknown profile {profile!r}; profiles are {', '.join(PROFILES)}")
@@ -830,38 +927,10 @@ def run(profile: str, *, only: list[str] | None = None, prepare_only: bool = Fal
     verb = "preparing" if prepare_only else "executing"
     print(f"{verb} {len(plans)} notebook(s) with profile {profile!r} into {out_dir}")
 
-    results: list[Result] = []
     total_start = time.perf_counter()
-    for name, src, nb, declared, overrides in plans:
-        dst = out_dir / f"{name}.ipynb"
-        if prepare_only:
-            res = prepare_one(name, src, dst, overrides)
-        else:
-            parameters = {**declared, **overrides}
-            deps = notebook_dependencies(nb, layout.package_dir)
-            used = package if deps is None else [entry for entry in package if entry[0] in deps]
-            digest = execution_hash(nb, parameters, profile, used)
-            stored = _stored_meta(dst) if dst.is_file() else {}
-            if not force and stored.get("hash") == digest:
-                detail = f"executed {stored.get('executed', '?')} in {stored.get('seconds', '?')} s"
-                try:
-                    refreshed = refresh_prose(nb, read_notebook(dst))
-                except BookError:
-                    refreshed = None
-                if refreshed is not None:
-                    _atomic_write_nb(refreshed, dst)
-                    detail += ", prose refreshed"
-                res = Result(name, "reused", 0.0, dst, detail)
-            else:
-                if not overrides and profile != "cpu":
-                    print(f"note: {name} has no {profile!r} parameters in profiles.yml: using its defaults")
-                print(f"running {name} ...", flush=True)
-                res = execute_one(name, src, dst, overrides, profile, digest, parameters, timeout=timeout)
-        results.append(res)
-        shown = f"{res.seconds:6.1f} s" if res.status != "reused" else "   cache"
-        print(f"  {res.status:8s} {shown}  {name}" + (f"  ({res.detail})" if res.detail else ""), flush=True)
-        if res.status == "failed":
-            print(f"           failed notebook kept at {res.output}", flush=True)
+    jobs = [_plan_one(plan, out_dir / f"{plan[0]}.ipynb", profile, package, layout, prepare_only=prepare_only,
+                      force=force, timeout=timeout) for plan in plans]
+    results = _run_jobs(jobs, workers)
 
     if default_out and not only:
         _prune(out_dir, {out_dir / f"{n}.ipynb" for n in notebooks})
@@ -905,6 +974,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="execute even when the cached output is current")
     parser.add_argument("--timeout", type=int, default=None, metavar="S", help="per-cell timeout in seconds")
     parser.add_argument("--no-strict", action="store_true", help="build without -W (warnings not errors)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="chapters executed at once, each in its own kernel (default 1; make book: 2)")
     parser.add_argument("--notebooks-dir", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--book-dir", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--build-dir", default=None, help=argparse.SUPPRESS)
@@ -916,7 +987,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args.profile, only=args.only, prepare_only=args.prepare_only, out=args.out,
             build=not args.no_build, layout=Layout(**kw), force=args.force, timeout=args.timeout,
-            strict=not args.no_strict)
+            strict=not args.no_strict, workers=args.workers)
     except BookError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -15,15 +15,17 @@ Models only one chapter trains (the ablations of ``seg_hierarchical/03_ablations
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 import tempfile
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .cache import config_hash, is_cached
 
-__all__ = ["Job", "chapter_parameters", "shared_jobs", "prebuild", "main"]
+__all__ = ["Job", "chapter_parameters", "shared_jobs", "needs", "run_when_ready", "prebuild", "main"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,8 @@ class Job:
     #                       "relative_au", "secgan", "defgan", "lssl-parser", "lssl"
     label: str            # what the progress lines call it
     config: Any           # the config (oracles: (name, size, profile, seed))
-    stage: int = 0        # 1: needs a model of stage 0 (a hierarchical model starts from a StarGAN)
+    stage: int = 0        # the order jobs start in (-1: the oracles; 1: after the baselines); what a job waits
+    #                       for is :func:`needs`
 
     @property
     def key(self) -> tuple:
@@ -204,6 +207,42 @@ def shared_jobs(profile: str) -> list[Job]:
     return sorted(jobs, key=lambda j: (j.stage, order[j.kind]))
 
 
+def needs(job: Job, jobs: list[Job]) -> list[Job]:
+    """The jobs of ``jobs`` that must be in the cache before ``job`` starts: the oracles for a model whose
+    training measures a learning curve (it loads them at its first point) and for DefGAN (Eq. 12's face
+    embedding is an identity network); a hierarchical model's StarGAN and parser; an LSSL model's parser P.
+    A job started earlier would still be right (the cache's locks make it wait), but it would hold a worker."""
+    wants = set()
+    if getattr(job.config, "curve_every", 0) or job.kind == "defgan":
+        wants.add("oracle")
+    wants |= {"hierarchical": {"stargan", "hier-parser"}, "lssl": {"lssl-parser"}}.get(job.kind, set())
+    return [j for j in jobs if j.kind in wants and j is not job]
+
+
+def run_when_ready(fn: Callable, jobs: list[Job], *, workers: int):
+    """``fn(job)`` for every job, ``workers`` processes at a time, yielding each result as its call ends. Jobs
+    start in the order of ``jobs``, each as soon as a worker is free and every job it :func:`needs` has ended:
+    no stage waits for the longest job of the one before it."""
+    if workers <= 1 or len(jobs) <= 1:
+        yield from (fn(job) for job in jobs)  # in order: a job's needs come before it in shared_jobs
+        return
+    waiting = {job.key: [n.key for n in needs(job, jobs)] for job in jobs}
+    pending, finished, running = list(jobs), set(), {}
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+        while pending or running:
+            for job in [j for j in pending if all(k in finished for k in waiting[j.key])]:
+                if len(running) == workers:
+                    break
+                pending.remove(job)
+                running[ex.submit(fn, job)] = job
+            if not running:
+                raise RuntimeError(f"prebuild: {', '.join(j.label for j in pending)} wait for jobs that never end")
+            ended, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in ended:
+                finished.add(running.pop(future).key)
+                yield future.result()
+
+
 def _run(job: Job) -> tuple[str, float]:
     """Train (or load) one job's model in this process, with one torch thread; returns its label and seconds."""
     import torch
@@ -249,9 +288,8 @@ def _run(job: Job) -> tuple[str, float]:
 
 
 def prebuild(profile: str, *, workers: int = 2, every: float = 30.0, stream=None) -> dict[str, float]:
-    """Train every missing shared model of ``profile``, ``workers`` processes at a time (stage by stage),
-    printing progress at most every ``every`` seconds; returns ``{label: seconds}`` of what it trained."""
-    from .methods import results_as_completed
+    """Train every missing shared model of ``profile``, ``workers`` processes at a time (each as soon as what
+    it :func:`needs` is trained), printing progress at most every ``every`` seconds; returns ``{label: seconds}`` of what it trained."""
     from .progress import Monitor
     stream = stream or sys.stdout
     jobs = shared_jobs(profile)
@@ -261,11 +299,9 @@ def prebuild(profile: str, *, workers: int = 2, every: float = 30.0, stream=None
     done: dict[str, float] = {}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="faceedit-progress-") as tmp, Monitor(tmp, every=every, stream=stream):
-        for stage in sorted({j.stage for j in missing}):
-            batch = [j for j in missing if j.stage == stage]
-            for label, seconds in results_as_completed(_run, batch, workers=workers):  # each as it ends
-                done[label] = seconds
-                print(f"  trained {label} in {seconds / 60:.1f} min", file=stream, flush=True)
+        for label, seconds in run_when_ready(_run, missing, workers=workers):  # each as it ends
+            done[label] = seconds
+            print(f"  trained {label} in {seconds / 60:.1f} min", file=stream, flush=True)
     if missing:
         print(f"prebuild ({profile}): {len(missing)} models in {(time.perf_counter() - start) / 60:.1f} min",
               file=stream, flush=True)

@@ -54,9 +54,11 @@ class Monitor:
     """Print the progress of every task reporting into ``directory``, at most every ``every`` seconds, from a
     background thread, while the ``with`` block runs (the workers inherit ``FACEEDIT_PROGRESS_DIR``)."""
 
-    def __init__(self, directory, every: float = 30.0, stream=None, label: str = "", heartbeat: str = ""):
+    def __init__(self, directory, every: float = 30.0, stream=None, label: str = "", heartbeat="") -> None:
         self.dir, self.every, self.stream, self.label = Path(directory), float(every), stream or sys.stdout, label
-        self.heartbeat = heartbeat  # printed with the elapsed time when no task reports (e.g. a chapter running)
+        # printed with the elapsed time when no task reports (e.g. a chapter running); a callable is asked each
+        # time (the chapters running at that moment)
+        self.heartbeat = heartbeat
         self._stop = threading.Event()
         self._first: dict[str, tuple[float, int]] = {}  # task -> (wall time, step) when first seen
         self._done: set[str] = set()
@@ -87,7 +89,8 @@ class Monitor:
         start = time.time()
         while not self._stop.wait(self.every):
             stamp = format_seconds(time.time() - start)
-            lines = self.lines() or ([f"{self.heartbeat}: running"] if self.heartbeat else [])
+            beat = self.heartbeat() if callable(self.heartbeat) else self.heartbeat
+            lines = self.lines() or ([f"{beat}: running"] if beat else [])
             for line in lines:
                 print(f"[{stamp}] {self.label}{line}", file=self.stream, flush=True)
 

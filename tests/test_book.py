@@ -5,6 +5,7 @@ Every test works on a tiny notebook in a tmp dir, so it is meaningful whatever n
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -288,6 +289,27 @@ def test_cache_reuses_then_reexecutes_when_parameters_change(layout):
 
     # another profile is another hash
     assert [r.status for r in book.run("cpu", layout=layout, only=["tiny"], build=False)] == ["ran"]
+
+
+def test_two_workers_run_chapters_at_the_same_time_and_keep_the_toc_order(layout):
+    # each chapter writes when it started and ended; with 2 workers the two runs overlap in time
+    body = ("import time, pathlib\nt0 = time.time()\ntime.sleep(3)\n"
+            "pathlib.Path(f'span-{label}.txt').write_text(f'{t0} {time.time()}')\nprint(label)")
+    make_notebook(layout.notebooks_dir / "tiny.ipynb", body=body)
+    make_notebook(layout.notebooks_dir / "sub" / "other.ipynb", params="label = 'other'", body=body)
+    omp = os.environ.get("OMP_NUM_THREADS")
+    results = book.run("cpu", layout=layout, build=False, workers=2)
+    assert [r.name for r in results] == list(book.find_notebooks(layout.notebooks_dir))  # the toc's order
+    assert all(r.status == "ran" for r in results)
+    out = layout.book_dir / "notebooks"
+    (a0, a1), (b0, b1) = (map(float, (out / "sub" / "span-other.txt").read_text().split()),
+                          map(float, (out / "span-x.txt").read_text().split()))
+    assert a0 < b1 and b0 < a1  # the two chapters' runs overlapped
+    assert os.environ.get("OMP_NUM_THREADS") == omp  # the kernels' thread count is not left behind
+    # the second time both are reused, also with workers
+    assert [r.status for r in book.run("cpu", layout=layout, build=False, workers=2)] == ["reused", "reused"]
+    with pytest.raises(book.BookError, match="workers must be at least 1"):
+        book.run("cpu", layout=layout, build=False, workers=0)
 
 
 def test_prose_edits_are_refreshed_without_reexecution(layout):

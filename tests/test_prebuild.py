@@ -65,6 +65,47 @@ def test_prebuild_hears_of_each_model_when_it_ends_not_when_its_stage_ends(tmp_p
     assert train_in_pool(_finish_after, items, workers=2) == ["slow", "fast"]  # the list keeps the items' order
 
 
+def _mark_and_wait(item) -> str:
+    """A pool job for run_when_ready: writes <label>.start, then ends (the oracle only once the critic curve
+    has started beside it, whatever the clock says); returns the labels that had ended when it started."""
+    job, folder = item.job, Path(item.folder)
+    ended = sorted(p.stem for p in folder.glob("*.end"))
+    (folder / f"{job.kind}.start").write_text("")
+    deadline = time.monotonic() + 120
+    while job.kind == "oracle" and not (folder / "critic-curve.start").exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the job that needs nothing did not start beside the oracle")
+        time.sleep(0.05)
+    (folder / f"{job.kind}.end").write_text("")
+    return f"{job.kind} after {ended}"
+
+
+class _Item:  # a job and the test's folder: what run_when_ready passes to the pool function
+    def __init__(self, job, folder):
+        self.job, self.folder, self.key, self.kind, self.config = job, folder, job.key, job.kind, job.config
+        self.label = job.label
+
+
+def test_a_job_starts_when_what_it_needs_has_ended_not_when_its_stage_has(tmp_path):
+    jobs = P.shared_jobs("smoke")
+    oracle = next(j for j in jobs if j.kind == "oracle")
+    defgan_job = next(j for j in jobs if j.kind == "defgan")
+    critic = next(j for j in jobs if j.kind == "critic-curve")
+    lssl_job, lssl_parser = (next(j for j in jobs if j.kind == k) for k in ("lssl", "lssl-parser"))
+    hier = next(j for j in jobs if j.kind == "hierarchical")
+    assert P.needs(defgan_job, [oracle, critic]) == [oracle] and P.needs(critic, [oracle, defgan_job]) == []
+    assert P.needs(lssl_job, [lssl_parser, critic]) == [lssl_parser]
+    assert {j.kind for j in P.needs(hier, jobs)} >= {"stargan", "hier-parser"}
+    curved = next(j for j in jobs if j.kind == "stargan" and j.config.curve_every)
+    assert oracle in P.needs(curved, jobs)
+    # two workers: the oracle and the DefGAN model listed first, but DefGAN waits for the oracle, so the critic
+    # curve (which needs nothing) runs beside the oracle, and DefGAN starts once the oracle has ended
+    items = [_Item(j, str(tmp_path)) for j in (oracle, defgan_job, critic)]
+    got = list(P.run_when_ready(_mark_and_wait, items, workers=2))
+    assert len(got) == 3 and "oracle after []" in got and "critic-curve after []" in got
+    assert "'oracle'" in next(g for g in got if g.startswith("defgan"))
+
+
 def test_prebuild_trains_the_missing_models_two_at_a_time_then_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEEDIT_CACHE", str(tmp_path / "cache"))
     jobs = [j for j in P.shared_jobs("smoke") if j.label in ("StarGAN (expression)", "oracle parser (32 px, smoke)")]
