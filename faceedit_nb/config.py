@@ -14,10 +14,16 @@ class Profiles:
     """``paper()`` (the defaults), ``cpu()``, ``smoke()`` and ``profile(name, **overrides)``."""
     _CPU: dict = {}
     _SMOKE: dict = {}
+    # points of the learning curve that paper() measures (0: none): the chapters plot one at every profile.
+    # A measurement, not a training setting: ``curve_every`` = total_steps // points, at the paper's oracles.
+    _PAPER_CURVE_POINTS: int = 0
 
     @classmethod
     def paper(cls, **overrides):
-        return cls(**overrides)
+        cfg = cls(**overrides)
+        if cls._PAPER_CURVE_POINTS and "curve_every" not in overrides and not cfg.curve_every:
+            cfg = cfg.replace(curve_every=max(1, cfg.total_steps // cls._PAPER_CURVE_POINTS))
+        return cfg
 
     @classmethod
     def cpu(cls, **overrides):

@@ -129,6 +129,21 @@ def test_paper_values_of_the_new_fields_keep_the_old_cache_keys():
             assert config_hash(cfg.replace(**{k: v})) != config_hash(cfg), (cls.__name__, k)
 
 
+def test_the_paper_profile_measures_a_learning_curve_where_the_chapters_plot_one():
+    # the baselines chapters plot a learning curve at every profile: paper() measures ~20 points with the paper's
+    # oracles (a measurement, not a training setting: departures() leaves it out); methods that measure none, none
+    from faceedit_nb.config import departures
+    from faceedit_nb.papers import lssl as LS
+    from faceedit_nb.papers import secgan as SC
+    for cls in (SG.StarGANConfig, GA.GANimationConfig, AT.AttGANConfig):
+        cfg = cls.paper()
+        assert cfg.curve_every == cfg.total_steps // 20 and cfg.curve_oracles == "paper", cls.__name__
+        assert cls.paper(curve_every=7).curve_every == 7 and departures(cfg) == []
+    assert SG.chapter_configs("paper")["expression"].curve_every == 10_000
+    for cls in (SC.SeCGANStarGANConfig, SC.SeCGANAttGANConfig, LS.LSSLConfig):
+        assert cls.paper().curve_every == 0, cls.__name__
+
+
 def test_departures_list_each_field_the_profile_changes_with_its_comment():
     from faceedit_nb.config import departures, field_comments
     assert departures(SG.StarGANConfig.paper()) == []

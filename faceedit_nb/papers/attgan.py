@@ -69,6 +69,7 @@ class AttGANConfig(EngineSettings):
     #                               faces (no generator, no adversarial term): 0 in the paper
     _UNHASHED_DEFAULTS = {"d_warmup": 0}  # added later: models cached before it keep their keys
 
+    _PAPER_CURVE_POINTS = 20  # the chapter plots a learning curve at every profile
     # cpu recipe (issue 17; runs in benchmarks/cpu_recipes_findings.md, 320 held-out faces x 13 flips, 1 thread,
     # two runs at a time on 2 cores): the old recipe (n_d 5, 20 epochs, lr / 10 from epoch 10) reached 0.533
     # attribute accuracy; n_d 1 + a 500-step warm-up of the critic's attribute head: 0.631 / 0.740 / 0.734 at

@@ -77,6 +77,7 @@ class GANimationConfig(EngineSettings):
     nepochs_decay: int = 10
     d_warmup: int = 0             # the first d_warmup iterations train only the critic's AU head, on real faces
 
+    _PAPER_CURVE_POINTS = 20  # the chapter plots a learning curve at every profile
     _CPU = dict(curve_every=300, curve_oracles="cpu", image_size=64, g_conv_dim=32, d_conv_dim=32,
                 d_repeat_num=5, batch_size=16, nepochs_no_decay=10, nepochs_decay=5, log_every=50,
                 sample_every=500, snapshot_every=250)  # 3000 iterations

@@ -108,6 +108,7 @@ class LSSLConfig(StarGANConfig):
     # head, a generator step every iteration at 5x / 10x the paper's rates), at 64 px with a 16-wide G of 2
     # blocks. A first plan from benchmarks/lssl_step.py (see _WHY), not a tuned recipe: 500 generator updates
     # are a quarter of what StarGAN's cpu recipe gets, and StarGAN's edits were still growing at 2,000.
+    _PAPER_CURVE_POINTS = 0  # its training measures no learning curve
     _CPU = dict(curve_every=0, curve_oracles="cpu", image_size=64, g_conv_dim=16, g_repeat_num=2, d_conv_dim=32,
                 d_repeat_num=5, d_init="he", d_warmup=500, n_critic=1, g_lr=5e-4, d_lr=1e-3, batch_size=16,
                 num_iters=1000, num_iters_decay=0, lr_update_step=100, n_train=1600, n_identities=100,

@@ -104,6 +104,7 @@ class SeCGANStarGANConfig(SemanticSettings, StarGANConfig):
     # change of its input, and + Concat's input has 15 channels; all three variants keep one G) and its
     # projection critic (Eq. 1 and 6 are the paper's unconditional critics)
     _CPU = dict(StarGANConfig._CPU, g_residual=False, d_projection=False, curve_every=0, **_PARSER_CPU)
+    _PAPER_CURVE_POINTS = 0  # its training measures no learning curve
     _SMOKE = dict(StarGANConfig._SMOKE, curve_every=0, **_PARSER_SMOKE)
 
     def __post_init__(self):
@@ -132,6 +133,7 @@ class SeCGANAttGANConfig(SemanticSettings, AttGANConfig):
     lr_final: float = 2e-6        # the learning rate reached at the end (exponential decay from decay_epoch)
 
     _CPU = dict(AttGANConfig._CPU, curve_every=0, **_PARSER_CPU)
+    _PAPER_CURVE_POINTS = 0  # its training measures no learning curve
     _SMOKE = dict(AttGANConfig._SMOKE, curve_every=0, **_PARSER_SMOKE)
 
     def __post_init__(self):
