@@ -16,28 +16,17 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 
 import torch
 
 from faceedit_nb.papers import defgan as DG
 from faceedit_nb.papers import ganimation as GA
-from faceedit_nb.train import Trainer
+from step_timing import timed_block  # benchmarks/step_timing.py
 
 
 def _trainer(step, build, opts, cfg, data, tmp, iters):
     nets = build(cfg)
-    tr = Trainer(nets, opts(cfg, nets), total_steps=10 ** 9, run_dir=tmp, options=cfg, precision=cfg.precision,
-                 seed=cfg.seed, snapshot_every=10 ** 9, log_every=10 ** 9, progress=False, threads=1)
-    state = {"i": 0}
-
-    def block():
-        t = time.process_time()
-        for _ in range(iters):
-            step(tr, cfg, data(state["i"]), state["i"])
-            state["i"] += 1
-        return (time.process_time() - t) / iters
-    return block
+    return timed_block(step, nets, opts(cfg, nets), cfg, data, tmp, iters)
 
 
 def main():

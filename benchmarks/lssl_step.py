@@ -15,7 +15,6 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 from functools import partial
 
 import torch
@@ -23,21 +22,7 @@ import torch
 from faceedit_nb.methods import SynthFacesBatches
 from faceedit_nb.papers import lssl as LS
 from faceedit_nb.papers import stargan as SG
-from faceedit_nb.train import Trainer
-
-
-def _block(step, nets, opts, cfg, data, tmp, iters, start):
-    tr = Trainer(nets, opts, total_steps=10 ** 9, run_dir=tmp, options=cfg, precision=cfg.precision, seed=cfg.seed,
-                 snapshot_every=10 ** 9, log_every=10 ** 9, progress=False, threads=1)
-    state = {"i": start}
-
-    def block():
-        t = time.process_time()
-        for _ in range(iters):
-            step(tr, cfg, data(state["i"]), state["i"])
-            state["i"] += 1
-        return (time.process_time() - t) / iters
-    return block
+from step_timing import timed_block  # benchmarks/step_timing.py
 
 
 def main():
@@ -54,16 +39,16 @@ def main():
                "SimGAN refiner": LS.pose_configs(args.profile)["SimGAN"]}
     with tempfile.TemporaryDirectory() as tmp:
         nets = SG.build_stargan(sg)
-        blocks = {"StarGAN": _block(SG.stargan_step, nets, SG.stargan_optimizers(sg, nets), sg, sg_data,
+        blocks = {"StarGAN": timed_block(SG.stargan_step, nets, SG.stargan_optimizers(sg, nets), sg, sg_data,
                                     os.path.join(tmp, "sg"), args.iters, sg.d_warmup)}
         parser = LS.load_parser(configs["LSSL"])[0]
         for k, (name, cfg) in enumerate(configs.items()):
             nets = LS.build_lssl(cfg)
-            blocks[name] = _block(partial(LS.lssl_step, parser=parser), nets, LS.lssl_optimizers(cfg, nets), cfg,
+            blocks[name] = timed_block(partial(LS.lssl_step, parser=parser), nets, LS.lssl_optimizers(cfg, nets), cfg,
                                   LS.LSSLBatches(cfg), os.path.join(tmp, str(k)), args.iters, cfg.d_warmup)
         cfg = configs["LSSL"]
         nets = LS.build_lssl(cfg)
-        blocks["LSSL warm-up step"] = _block(partial(LS.lssl_step, parser=parser), nets, LS.lssl_optimizers(cfg, nets),
+        blocks["LSSL warm-up step"] = timed_block(partial(LS.lssl_step, parser=parser), nets, LS.lssl_optimizers(cfg, nets),
                                              cfg, LS.LSSLBatches(cfg), os.path.join(tmp, "w"), args.iters, 0)
         times = {name: [] for name in blocks}
         for _ in range(args.blocks):

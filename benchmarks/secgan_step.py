@@ -15,7 +15,6 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 
 import torch
 
@@ -23,21 +22,7 @@ from faceedit_nb.methods import SynthFacesBatches
 from faceedit_nb.papers import attgan as AT
 from faceedit_nb.papers import secgan as SC
 from faceedit_nb.papers import stargan as SG
-from faceedit_nb.train import Trainer
-
-
-def _block(step, nets, opts, cfg, data, tmp, iters, start):
-    tr = Trainer(nets, opts, total_steps=10 ** 9, run_dir=tmp, options=cfg, precision=cfg.precision, seed=cfg.seed,
-                 snapshot_every=10 ** 9, log_every=10 ** 9, progress=False, threads=1)
-    state = {"i": start}
-
-    def block():
-        t = time.process_time()
-        for _ in range(iters):
-            step(tr, cfg, data(state["i"]), state["i"])
-            state["i"] += 1
-        return (time.process_time() - t) / iters
-    return block
+from step_timing import timed_block  # benchmarks/step_timing.py
 
 
 def _parent_blocks(profile: str, tmp: str, iters: int) -> dict:
@@ -49,7 +34,7 @@ def _parent_blocks(profile: str, tmp: str, iters: int) -> dict:
         nets = build(cfg)
         data = SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities,
                                  flip=cfg.flip, background=getattr(cfg, "synthfaces_background", "identity"))
-        blocks[name] = _block(step, nets, optim(cfg, nets), cfg, data, os.path.join(tmp, name), iters, cfg.d_warmup)
+        blocks[name] = timed_block(step, nets, optim(cfg, nets), cfg, data, os.path.join(tmp, name), iters, cfg.d_warmup)
     return blocks
 
 
@@ -67,12 +52,12 @@ def main():
         for k, (key, cfg) in enumerate(configs.items()):
             name = " / ".join(key)
             nets = SC.build_secgan(cfg)  # P untrained: its weights do not change the cost
-            blocks[name] = _block(SC.secgan_step, nets, SC.secgan_optimizers(cfg, nets), cfg, SC.SeCGANBatches(cfg),
+            blocks[name] = timed_block(SC.secgan_step, nets, SC.secgan_optimizers(cfg, nets), cfg, SC.SeCGANBatches(cfg),
                                   os.path.join(tmp, str(k)), args.iters, cfg.d_warmup)
             parent[name] = key[1]
         cfg = configs[("attributes13", "StarGAN", "secgan")]
         nets = SC.build_secgan(cfg)
-        blocks["warm-up step (StarGAN / secgan)"] = _block(SC.secgan_step, nets, SC.secgan_optimizers(cfg, nets), cfg,
+        blocks["warm-up step (StarGAN / secgan)"] = timed_block(SC.secgan_step, nets, SC.secgan_optimizers(cfg, nets), cfg,
                                                            SC.SeCGANBatches(cfg), os.path.join(tmp, "w"), args.iters, 0)
         parent["warm-up step (StarGAN / secgan)"] = "StarGAN"
         times = {name: [] for name in blocks}
