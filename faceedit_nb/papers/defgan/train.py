@@ -64,7 +64,8 @@ def identity_network(cfg: DefGANConfig) -> nn.Module | None:
                        which=("identity",), verbose=False).nets["identity"]
     for p in net.parameters():
         p.requires_grad_(False)
-    return net.eval()
+    # contiguous, as DefGAN's models were trained with it (the oracles read channels-last since stop 32)
+    return net.to(memory_format=torch.contiguous_format).eval()
 
 
 def defgan_batches(cfg: DefGANConfig):
