@@ -289,7 +289,8 @@ def _run(job: Job) -> tuple[str, float]:
 
 def prebuild(profile: str, *, workers: int = 2, every: float = 30.0, stream=None) -> dict[str, float]:
     """Train every missing shared model of ``profile``, ``workers`` processes at a time (each as soon as what
-    it :func:`needs` is trained), printing progress at most every ``every`` seconds; returns ``{label: seconds}`` of what it trained."""
+    it :func:`needs` is trained), printing progress at most every ``every`` seconds; returns
+    ``{label: seconds}`` of what it trained."""
     from .progress import Monitor
     stream = stream or sys.stdout
     jobs = shared_jobs(profile)
