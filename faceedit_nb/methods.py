@@ -269,11 +269,27 @@ def _curve_point(editor, test, oracles, protocols) -> dict:
     return out
 
 
-def curve_references(cfg, protocols: Sequence[str], *, background: str = "identity",
-                     au_mode: str = "expression") -> dict[str, dict]:
+CURVE_REFERENCES_NAME = "curve-references"  # their cache entries (models/curve-references-<hash>/)
+
+
+def curve_references(cfg, protocols: Sequence[str], *, background: str = "identity", au_mode: str = "expression",
+                     cache_dir=None) -> dict[str, dict]:
     """The lines a learning curve is read against, measured on the same held-out faces and oracles as
     :func:`learning_curve`: ``{"ground truth": {...}, "doing nothing": {...}}`` (SynthFaces' re-render of
-    each edit, and the identity editor), keyed like the curve (``"<protocol>/<metric>"``)."""
+    each edit, and the identity editor), keyed like the curve (``"<protocol>/<metric>"``).
+
+    Measured once and kept in the model cache, keyed by the faces, the protocols and the oracles' own
+    configs (a chapter's second run, and every method measured on the same faces, read them back)."""
+    from .cache import config_hash
+    from .oracles import oracle_configs
+    key = {"image_size": cfg.image_size, "curve_faces": cfg.curve_faces, "curve_oracles": cfg.curve_oracles,
+           "protocols": list(protocols), "background": background, "au_mode": au_mode,
+           "oracles": {name: config_hash(c) for name, c in oracle_configs(cfg.curve_oracles, cfg.image_size).items()}}
+    return load_or_train(CURVE_REFERENCES_NAME, key, lambda k: _measure_references(cfg, protocols, background, au_mode),
+                         cache_dir=cache_dir, verbose=False)
+
+
+def _measure_references(cfg, protocols: Sequence[str], background: str, au_mode: str) -> dict[str, dict]:
     from .metrics import ground_truth_editor, identity_editor
     from .oracles import load_oracles
     test = _curve_faces(cfg, background, au_mode)

@@ -83,6 +83,22 @@ def test_inception_score_bounds():
 
 # --- pixel metrics and mIoU -------------------------------------------------------------------------
 
+def test_ssim_matches_torchmetrics(faces):
+    """Our SSIM (two 1-D passes as banded matrix products) is torchmetrics' 11 x 11 Gaussian SSIM to float
+    rounding, on faces, on noisy faces and on non-square random images."""
+    from torchmetrics.functional.image import structural_similarity_index_measure as reference
+    _, b = faces
+    x = b["image"][:6]
+    g = torch.Generator().manual_seed(1)
+    pairs = [(x, (x + 0.2 * torch.randn(x.shape, generator=g)).clamp(-1, 1)), (x, x.flip(-1)),
+             (torch.rand(3, 3, 24, 40, generator=g) * 2 - 1, torch.rand(3, 3, 24, 40, generator=g) * 2 - 1)]
+    for p, t in pairs:
+        expected = reference((p.double() + 1) / 2, (t.double() + 1) / 2, data_range=1.0, reduction="none")
+        assert ssim(p, t).double() == pytest.approx(expected, abs=5e-5)
+    with pytest.raises(ValueError, match="at least 11 x 11"):
+        ssim(torch.zeros(1, 3, 10, 64), torch.zeros(1, 3, 10, 64))
+
+
 def test_psnr_l1_ssim_known_values(faces):
     _, b = faces
     x = b["image"][:4]

@@ -574,6 +574,24 @@ def test_a_learning_curve_is_measured_without_changing_the_training(tmp_path):
         SG.train_stargan(cfg, run_dir=tmp_path / "bad", progress=False, curve=curve, curve_every=0)
 
 
+def test_curve_references_are_measured_once_and_read_back(tmp_path, monkeypatch):
+    # the ground-truth and doing-nothing lines of a learning curve: measured on the curve's faces, then read from
+    # the cache (a second chapter on the same faces and oracles measures nothing); other protocols, other entry
+    from faceedit_nb import methods
+    cfg = SG.StarGANConfig.smoke(curve_faces=16, curve_oracles="smoke")
+    calls = []
+    measure = methods._measure_references
+    monkeypatch.setattr(methods, "_measure_references", lambda *a: calls.append(a[1]) or measure(*a))
+    first = methods.curve_references(cfg, ["expression"], cache_dir=tmp_path)
+    again = methods.curve_references(cfg, ["expression"], cache_dir=tmp_path)
+    assert again == first and calls == [["expression"]]
+    assert first["doing nothing"]["expression/id_distance"] == pytest.approx(0.0, abs=1e-6)
+    assert {k: sorted(v) for k, v in first.items()} == {
+        line: ["expression/eea", "expression/id_distance"] for line in ("ground truth", "doing nothing")}
+    methods.curve_references(cfg, ["expression", "attributes"], cache_dir=tmp_path)
+    assert calls == [["expression"], ["expression", "attributes"]]
+
+
 def test_ganimation_with_relative_aus_through_its_config(tmp_path):
     # Ling et al.'s "GANimation w/ v_rel" is GANimation with condition="relative": the same step, the
     # generator fed y_trg - y_org, the editor fed target - source; the absolute config keeps its old key
