@@ -25,7 +25,14 @@ the **detectable effect**, the smallest true difference the test would find (int
 * **contradicted**: the interval excludes 0 on the other side;
 * **inconclusive**: the interval includes 0; the table states the detectable effect and whether the
   paper's own effect is above it (then a real effect of the paper's size would probably have shown);
-* **not testable here**: our recipe or data cannot move the quantity (the claim says why).
+* **not testable here**: our recipe or data cannot move the quantity (the claim says why), or a
+  :class:`Premise` of the comparison failed when measured. A claim that one editor edits better than
+  another presupposes that they edit at all: with ``premises=[C.edits_better_than_nothing(...)]`` a
+  difference between two models that both do no better than the identity editor is shown, but it is
+  not read as reproducing (or contradicting) the paper::
+
+      p = C.edits_better_than_nothing(tables, ["ours", "GANimation"], tables["identity editor"], "ed")
+      C.Claim("ours has a lower ED (Table 1)", "0.275 vs 0.313", d, better="lower", premises=[p])
 """
 from __future__ import annotations
 
@@ -39,7 +46,7 @@ import torch
 
 __all__ = ["Z95", "Z_POWER", "Difference", "rate_difference", "paired_rate_difference", "paired_bootstrap",
            "eea_difference", "metric_difference", "fid_difference", "miou_difference", "combine_seeds",
-           "verdict", "VERDICTS", "Claim", "claims_table", "claims_records", "glue_claims"]
+           "verdict", "VERDICTS", "Premise", "edits_better_than_nothing", "Claim", "claims_table", "claims_records", "glue_claims"]
 
 Z95 = 1.959964       # two-sided 95 % interval
 Z_POWER = 0.841621   # 80 % power: the detectable effect is (Z95 + Z_POWER) standard errors
@@ -263,6 +270,32 @@ def verdict(difference: Difference | None, *, better: str = "higher", testable: 
     return "inconclusive"
 
 
+@dataclass(frozen=True)
+class Premise:
+    """What a claim's comparison presupposes, and whether it held when measured."""
+    statement: str      # e.g. "ours and GANimation edit better than doing nothing"
+    holds: bool
+    evidence: str       # the measurement, e.g. "ed: ours 1.85, +0.24 [+0.22, +0.26] to doing nothing; ...; doing
+    #                     nothing 1.6"
+
+
+def edits_better_than_nothing(tables: dict, names: Sequence[str], nothing, metric: str, *, better: str = "lower",
+                              difference: Callable | None = None) -> Premise:
+    """Whether every editor in ``names`` edits measurably better than doing nothing on ``metric``: its paired
+    difference to ``nothing`` (the identity editor's table, on the same edits) is "reproduced" in the
+    ``better`` direction. ``difference(a, b)`` measures it (default :func:`metric_difference`; pass
+    :func:`eea_difference` for a hit rate)."""
+    measure = difference or (lambda a, b: metric_difference(a, b, metric))
+    parts, holds = [], True
+    for name in names:
+        d = measure(tables[name], nothing)
+        holds &= verdict(d, better=better) == "reproduced"
+        parts.append(f"{name} {tables[name].value(metric):.3g}, {d} to doing nothing")
+    evidence = f"{metric}: {'; '.join(parts)}; doing nothing {nothing.value(metric):.3g}"
+    verb = "edits" if len(names) == 1 else "edit"
+    return Premise(f"{' and '.join(names)} {verb} better than doing nothing", bool(holds), evidence)
+
+
 @dataclass
 class Claim:
     """One claim of a paper and our measurement of it.
@@ -281,6 +314,7 @@ class Claim:
     testable: bool = True
     reason: str = ""
     notes: list = field(default_factory=list)
+    premises: Sequence[Premise] = ()  # measured preconditions; one that fails makes the claim not testable here
 
     def __post_init__(self):
         if not self.testable and not self.reason:
@@ -293,8 +327,12 @@ class Claim:
         return None if self.difference is None else self.difference.scaled(self.scale)
 
     @property
+    def failed_premises(self) -> list[Premise]:
+        return [p for p in self.premises if not p.holds]
+
+    @property
     def verdict(self) -> str:
-        return verdict(self.difference, better=self.better, testable=self.testable)
+        return verdict(self.difference, better=self.better, testable=self.testable and not self.failed_premises)
 
     def _fmt(self, v: float, signed: bool = True) -> str:
         spec = ("+" if signed else "") + (".2f" if self.scale == 100 else ".3g")
@@ -309,6 +347,9 @@ class Claim:
 
     def verdict_text(self) -> str:
         v = self.verdict
+        if v == "not testable here" and self.testable and self.failed_premises:
+            failed = "; ".join(f"the premise \"{p.statement}\" fails ({p.evidence})" for p in self.failed_premises)
+            return f"not testable here: {failed}, so the difference is no evidence either way"
         if v == "not testable here":
             return f"not testable here: {self.reason or self._missing_measurement()}"
         if v != "inconclusive":

@@ -149,6 +149,47 @@ def test_inconclusive_claims_state_the_detectable_effect_and_the_papers_effect()
     assert "not finite" in C.Claim("x", "+1", _diff(float("nan"), 0.01)).verdict_text()
 
 
+def test_a_claim_between_editors_that_do_not_edit_is_not_read_as_evidence():
+    # ED per edit (lower is better): the identity editor 1.6; "worse" 2.1 and "bad" 1.9 are both further from the
+    # targets than doing nothing, so "bad beats worse" is measured (and shown) but not a verdict either way;
+    # with an editor that does edit (1.0) the same claim gets its verdict
+    g = torch.Generator().manual_seed(4)
+    face = torch.arange(50).repeat(8)
+    real = torch.randn(50, 6, generator=g)
+
+    def ed_table(mean):
+        t = _table(torch.rand(400, generator=g) < 0.5, face, torch.randn(400, 6, generator=g), real, torch.rand(400))
+        t.edits["ed"] = mean + 0.1 * torch.randn(400, generator=g)
+        t.add("overall", "ed", float(t.edits["ed"].mean()), 400)
+        return t
+
+    tables = {"nothing": ed_table(1.6), "worse": ed_table(2.1), "bad": ed_table(1.9), "good": ed_table(1.0)}
+    premise = C.edits_better_than_nothing(tables, ["bad", "worse"], tables["nothing"], "ed")
+    assert not premise.holds and premise.evidence.startswith("ed: bad 1.8") and "worse 2.0" in premise.evidence
+    assert premise.evidence.endswith("to doing nothing; doing nothing 1.6")
+    claim = C.Claim("bad has a lower ED than worse", "0.275 vs 0.313",
+                    C.metric_difference(tables["bad"], tables["worse"], "ed"), better="lower", premises=[premise])
+    assert C.verdict(claim.difference, better="lower") == "reproduced"  # the difference alone would say so
+    assert claim.verdict == "not testable here"
+    assert claim.verdict_text().startswith('not testable here: the premise "bad and worse edit better than doing '
+                                           'nothing" fails (ed: bad 1.8')
+    assert claim.record()["ours"] != "–"  # the measured difference stays in the table
+    holds = C.edits_better_than_nothing(tables, ["good"], tables["nothing"], "ed")
+    assert holds.holds
+    good = C.Claim("good has a lower ED than worse", "–", C.metric_difference(tables["good"], tables["worse"], "ed"),
+                   better="lower", premises=[holds])
+    assert good.verdict == "reproduced"
+    # a hit rate through the paired McNemar test: doing nothing's hits plus 2 more of 400 edits is not
+    # (measurably) an edit; plus 40 more is
+    for extra, edits in ((2, False), (40, True)):
+        hits = tables["nothing"].edits["eea_hit"].clone()
+        hits[(~hits).nonzero()[:extra, 0]] = True
+        tables["rate"] = _table(hits, face, tables["nothing"].edits["own"], real, torch.rand(400))
+        rate = C.edits_better_than_nothing(tables, ["rate"], tables["nothing"], "eea", better="higher",
+                                           difference=C.eea_difference)
+        assert rate.holds is edits and rate.statement == "rate edits better than doing nothing"
+
+
 def test_claims_table_has_one_row_per_claim_and_json_for_the_overview():
     claims = [C.Claim("a", "+1", _diff(0.1, 0.01), scale=100),
               C.Claim("b", "-1", _diff(0.1, 0.01), better="lower", scale=100),
