@@ -253,6 +253,36 @@ def test_the_parent_recipes_critic_warmup_trains_only_the_critics_domain_heads(m
     assert not moved("G") and not moved("G_seg")
 
 
+@pytest.mark.parametrize("make, variant", [(S.SeCGANStarGANConfig.smoke, "secgan"), (S.SeCGANStarGANConfig.smoke, "concat"),
+                                           (S.SeCGANAttGANConfig.smoke, "secgan")])
+def test_sharing_the_critics_fakes_with_the_generator_step_gives_the_same_weights(make, variant, tmp_path):
+    # with the generator stepping every iteration, the critics' fakes are rendered once and shared: the
+    # generators are unchanged by the critics' step, so every weight is the one of rendering them twice
+    n = {"n_critic": 1} if hasattr(make(), "n_critic") else {"n_d": 1}
+    runs = {}
+    for share in (True, False):
+        cfg = make(variant=variant, **n)
+        if hasattr(cfg, "share_fakes"):
+            cfg = cfg.replace(share_fakes=share)
+        elif not share:  # AttGAN's configs have no flag: they share whenever the generators step
+            continue
+        tr = _trainer(cfg, tmp_path, f"share{share}")
+        batches = S.SeCGANBatches(cfg)
+        calls = []
+        tr.models["G"].register_forward_hook(lambda m, a, out: calls.append(1))
+        torch.manual_seed(0)  # the targets' permutations and the gradient penalty's draws
+        for i in range(3):
+            S.secgan_step(tr, cfg, batches(i), i)
+        runs[share] = ({k: [p.detach().clone() for p in tr.models[k].parameters()] for k in tr.models}, len(calls))
+    if False in runs:
+        (shared, n_shared), (twice, n_twice) = runs[True], runs[False]
+        for k in shared:
+            assert all(torch.equal(a, b) for a, b in zip(shared[k], twice[k])), k
+        assert n_twice - n_shared == 3  # one G_rgb forward fewer per iteration
+    else:
+        assert runs[True][1] == 2 * 3  # the critics' fakes (shared) and G(x, 0): two forwards per iteration
+
+
 def test_eq14_adds_lambda_sc_times_eq11_to_the_baseline_loss():
     x_in, x_out = torch.rand(2, 3, 4, 4), torch.rand(2, 3, 4, 4)
     s_out, parsed = torch.softmax(torch.randn(2, 12, 4, 4), 1), torch.softmax(torch.randn(2, 12, 4, 4), 1)

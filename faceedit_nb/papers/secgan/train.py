@@ -3,6 +3,7 @@ Algorithm 1 (:func:`secgan_step`), the translation batches (SynthFaces or a real
 loading through the engine and the model cache (:func:`load_secgan`, several at a time: :func:`train_all`)."""
 from __future__ import annotations
 
+import contextlib
 import time
 
 import torch
@@ -199,10 +200,15 @@ def secgan_step(tr: Trainer, cfg, batch: dict, i: int) -> dict:
             tr.update(name, bb.lambda_cls_d * d_cls, log)
         return log
 
-    # Critics, Eq. 13 and 15: L_adv^D + λ_cls L_cls^D for each branch
-    with torch.no_grad():
-        x_out = _translate(nets, cfg, x_in, s_in, y_diff)
-        s_out = nets["G_seg"](s_in, y_diff) if cfg.semantic else None
+    # Critics, Eq. 13 and 15: L_adv^D + λ_cls L_cls^D for each branch. When the generators step in this
+    # iteration too, their outputs are rendered once, with their graphs, and shared: the critics' step moves
+    # neither generator, so the generator step would render the same numbers again (``share_fakes``)
+    share = (i + 1) % bb.n_critic == 0 and getattr(cfg, "share_fakes", True)
+    with contextlib.nullcontext() if share else torch.no_grad():
+        x_out_g = _translate(nets, cfg, x_in, s_in, y_diff)
+        s_out_g = nets["G_seg"](s_in, y_diff) if cfg.semantic else None
+    x_out = x_out_g.detach()
+    s_out = s_out_g.detach() if cfg.semantic else None
     d_rgb = discriminator_loss_rgb(D, x_in, x_out, y_src, lambda_gp=bb.lambda_gp, **cls)
     log = {k: v for k, v in d_rgb.items() if k != "loss"}
     tr.update("D", d_rgb["loss"], log)                                            # Eq. 17
@@ -217,11 +223,11 @@ def secgan_step(tr: Trainer, cfg, batch: dict, i: int) -> dict:
     critics = [D] + ([nets["D_seg"]] if cfg.semantic else [])
     cls = dict(cls_loss=bb.cls_loss, lambda_cls=bb.lambda_cls_g, lambda_rec=bb.lambda_rec)
     with frozen(*critics):
-        x_out = _translate(nets, cfg, x_in, s_in, y_diff)
+        x_out = x_out_g if share else _translate(nets, cfg, x_in, s_in, y_diff)
         x_rec = _translate(nets, cfg, x_in, s_in, zero)                            # G_rgb(x, 0), Eq. 5
         sem = {}
         if cfg.semantic:
-            s_out = nets["G_seg"](s_in, y_diff)
+            s_out = s_out_g if share else nets["G_seg"](s_in, y_diff)
             s_rec = nets["G_seg"](s_in, zero)                                      # G_seg(s, 0), Eq. 10
             parsed_out = nets["P"](x_out)                                          # P(x^out), soft
             sem = dict(lambda_sc=cfg.lambda_sc, s_out=s_out, parsed_out=parsed_out)
