@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .cache import load_or_train
+from .device import DEVICE
 from .data.synthfaces import SynthFaces
 from .train import Trainer, epoch_indices, run_dir_for
 
@@ -179,16 +180,16 @@ def load_method(name: str, cfg, *, build: Callable, train: Callable, editor: Cal
     def train_fn(c):
         return train(c, run_dir=run_dir_for(name, c, outdir), progress=progress, threads=threads).export()
 
-    state = load_or_train(name, cfg, train_fn, cache_dir=cache_dir)
+    state = load_or_train(name, cfg, train_fn, cache_dir=cache_dir)  # tensors on the CPU
     nets = build(cfg)
     for k, m in nets.items():
         m.load_state_dict(state["models"][k])
-        m.eval()
+        m.to(DEVICE).eval()  # on a GPU the editor and its evaluation run there, as the training did
     ema = {}
     for k, sd in state.get("ema", {}).items():
         ema[k] = build(cfg)[k]
         ema[k].load_state_dict(sd)
-        ema[k].eval()
+        ema[k].to(DEVICE).eval()
     G = ema.get("G", nets["G"])
     return Trained(nets, ema, state.get("stats", []), cfg, editor(G, cfg))
 

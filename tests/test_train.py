@@ -574,6 +574,19 @@ def test_a_learning_curve_is_measured_without_changing_the_training(tmp_path):
         SG.train_stargan(cfg, run_dir=tmp_path / "bad", progress=False, curve=curve, curve_every=0)
 
 
+def test_a_loaded_method_is_on_the_device_it_trained_on(tmp_path, monkeypatch):
+    # the cache holds CPU tensors; on a GPU the loaded networks (and their EMA copies) must move there, or the
+    # chapters would edit and evaluate on the CPU. "meta" stands in for the device here.
+    from faceedit_nb import methods
+    cfg = SG.StarGANConfig.smoke(num_iters=2, ema_decay=0.9, curve_every=0)
+    SG.load_stargan(cfg, cache_dir=tmp_path, progress=False)            # trained and cached on the CPU
+    monkeypatch.setattr(methods, "DEVICE", torch.device("meta"))
+    loaded = SG.load_stargan(cfg, cache_dir=tmp_path, progress=False)
+    nets = [*loaded.nets.values(), *loaded.ema.values()]
+    assert loaded.ema and all(p.is_meta for m in nets for p in m.parameters())
+    assert not any(m.training for m in nets)
+
+
 def test_curve_references_are_measured_once_and_read_back(tmp_path, monkeypatch):
     # the ground-truth and doing-nothing lines of a learning curve: measured on the curve's faces, then read from
     # the cache (a second chapter on the same faces and oracles measures nothing); other protocols, other entry

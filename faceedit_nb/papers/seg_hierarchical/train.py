@@ -12,7 +12,7 @@ from torch import nn
 from ... import labels as L
 from ...cache import config_hash, is_cached, load_or_train
 from ...data.synthfaces import SynthFaces
-from ...device import torch_threads
+from ...device import DEVICE, torch_threads
 from ...methods import SynthFacesBatches, Trained, frozen, run_method, train_in_pool
 from ...metrics import confusion_matrix, iou_from_confusion
 from ...nets.parsing import train_parser
@@ -274,7 +274,7 @@ def load_hierarchical(cfg: HierarchicalConfig, outdir=None, progress: bool = Tru
     state = load_or_train("hierarchical", cfg.cache_key(), train_fn, cache_dir=cache_dir)
     model = build_hierarchical(cfg)
     model.load_state_dict(state["models"]["model"])
-    model.eval()
+    model.to(DEVICE).eval()  # the loaded tensors are on the CPU; on a GPU the editor runs there
     editor = hierarchical_editor(model) if cfg.parts == "semantic" else None
     return Trained({"model": model}, {}, state.get("stats", []), cfg, editor)
 
