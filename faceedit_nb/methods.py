@@ -32,7 +32,7 @@ from .data.synthfaces import SynthFaces
 from .train import Trainer, epoch_indices, run_dir_for
 
 __all__ = ["frozen", "he_init", "adam", "critic_real_fake", "SynthFacesBatches", "Trained", "seeded", "run_method",
-           "load_method", "train_in_pool", "results_as_completed", "learning_curve", "curve_references",
+           "load_method", "load_all", "train_in_pool", "results_as_completed", "learning_curve", "curve_references",
            "CURVE_METRICS",
            "check_evaluation_data"]
 
@@ -192,6 +192,21 @@ def load_method(name: str, cfg, *, build: Callable, train: Callable, editor: Cal
         ema[k].to(DEVICE).eval()
     G = ema.get("G", nets["G"])
     return Trained(nets, ema, state.get("stats", []), cfg, editor(G, cfg))
+
+
+def load_all(load: Callable, configs: dict, *, workers: int = 1, progress: bool = False, cache_dir=None,
+             threads: int | None = 1) -> dict[str, Trained]:
+    """``{name: load(cfg, ...)}`` for a series' configs: the missing models first trained ``workers`` at a time,
+    each in its own process (bit-identical to one by one), then every model loaded from the cache. ``load`` is
+    a method's ``load_<method>(cfg, *, progress, cache_dir, threads)``, a module-level function."""
+    if workers > 1:  # train the missing ones in parallel; loading is then a cache hit
+        train_in_pool(_load_in_worker, list(configs.values()), workers=workers,
+                      args=(load, progress, cache_dir, threads))
+    return {name: load(c, progress=progress, cache_dir=cache_dir, threads=threads) for name, c in configs.items()}
+
+
+def _load_in_worker(cfg, load: Callable, progress: bool, cache_dir, threads: int | None) -> None:
+    load(cfg, progress=progress, cache_dir=cache_dir, threads=threads)  # the weights stay in the cache
 
 
 def seeded(seed: int, build: Callable[[], dict]) -> dict:

@@ -587,6 +587,17 @@ def test_a_loaded_method_is_on_the_device_it_trained_on(tmp_path, monkeypatch):
     assert not any(m.training for m in nets)
 
 
+def test_load_all_trains_the_missing_models_in_workers_then_loads_each(tmp_path):
+    from faceedit_nb import cache, methods
+    configs = {f"seed {s}": SG.StarGANConfig.smoke(num_iters=2, seed=s, curve_every=0) for s in (0, 1)}
+    loaded = methods.load_all(SG.load_stargan, configs, workers=2, cache_dir=tmp_path)
+    assert list(loaded) == ["seed 0", "seed 1"] and all(cache.is_cached("stargan", c, tmp_path) for c in configs.values())
+    a, b = (loaded[k].nets["G"].state_dict() for k in configs)
+    assert any(not torch.equal(a[n], b[n]) for n in a)  # two seeds, two models
+    alone = SG.load_stargan(configs["seed 1"], cache_dir=tmp_path / "alone", progress=False).nets["G"].state_dict()
+    assert all(torch.equal(alone[n], b[n]) for n in b)  # trained in a worker = trained here
+
+
 def test_curve_references_are_measured_once_and_read_back(tmp_path, monkeypatch):
     # the ground-truth and doing-nothing lines of a learning curve: measured on the curve's faces, then read from
     # the cache (a second chapter on the same faces and oracles measures nothing); other protocols, other entry

@@ -14,7 +14,7 @@ from ... import labels as L
 from ...cache import config_hash, load_or_train
 from ...data.synthfaces import SynthFaces
 from ...device import torch_threads
-from ...methods import Trained, adam, critic_real_fake, frozen, load_method, run_method, seeded, train_in_pool
+from ...methods import Trained, adam, critic_real_fake, frozen, load_all, load_method, run_method, seeded
 from ...metrics import confusion_matrix, iou_from_confusion
 from ...nets.parsing import train_parser
 from ...train import Trainer, linear_decay
@@ -249,16 +249,11 @@ def load_lssl(cfg: LSSLConfig, outdir=None, progress: bool = True, cache_dir=Non
                        progress=progress, cache_dir=cache_dir, threads=threads)
 
 
-def _load_one(item, progress, cache_dir, threads):
-    load_lssl(item, progress=progress, cache_dir=cache_dir, threads=threads)
-
-
 def load_series(configs: dict[str, LSSLConfig], *, workers: int = 1, progress: bool = False, cache_dir=None,
                 threads: int | None = 1) -> dict[str, Trained]:
     """Every model of ``configs``, ``workers`` trainings at a time in their own processes (bit-identical to one
-    by one; the parser is trained first, once), then all loaded from the cache."""
+    by one; the parser is trained first, once), then all loaded from
+    the cache (:func:`~faceedit_nb.methods.load_all`)."""
     for cfg in {config_hash(parser_config(c)): c for c in configs.values() if c.lambda_p}.values():
         load_parser(cfg, cache_dir=cache_dir, threads=threads)
-    if workers > 1:
-        train_in_pool(_load_one, list(configs.values()), workers=workers, args=(progress, cache_dir, threads))
-    return {name: load_lssl(c, progress=progress, cache_dir=cache_dir, threads=threads) for name, c in configs.items()}
+    return load_all(load_lssl, configs, workers=workers, progress=progress, cache_dir=cache_dir, threads=threads)

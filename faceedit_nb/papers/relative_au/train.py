@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from ... import labels as L
-from ...methods import (Trained, adam, critic_real_fake, frozen, learning_curve, load_method, run_method, seeded,
-                        train_in_pool)
+from ...methods import (Trained, adam, critic_real_fake, frozen, learning_curve, load_all, load_method, run_method,
+                        seeded)
 from ...nets import ganimation as ga_nets
 from ...train import Trainer, epoch_linear_decay
 from ..ganimation import GANimationBatches, OpenFaceBatches, ganimation_step
@@ -162,18 +162,12 @@ def load_relative_au(cfg: RelativeAUConfig, outdir=None, progress: bool = True, 
                        threads=threads)
 
 
-def _load_one(item, progress, cache_dir, threads):
-    load_relative_au(item, progress=progress, cache_dir=cache_dir, threads=threads)
-
-
 def load_series(configs: dict[str, RelativeAUConfig], *, workers: int = 1, progress: bool = False, cache_dir=None,
                 threads: int | None = 1) -> dict[str, Trained]:
     """Every model of ``configs`` (:func:`.config.series_configs`), ``workers`` trainings at a time in their
-    own processes (bit-identical to one by one), then all loaded from the cache."""
-    if workers > 1:  # train the missing ones in parallel first; loading is then a cache hit
-        train_in_pool(_load_one, list(configs.values()), workers=workers, args=(progress, cache_dir, threads))
-    return {name: load_relative_au(c, progress=progress, cache_dir=cache_dir, threads=threads)
-            for name, c in configs.items()}
+    own processes (bit-identical to one by one), then all loaded from
+    the cache (:func:`~faceedit_nb.methods.load_all`)."""
+    return load_all(load_relative_au, configs, workers=workers, progress=progress, cache_dir=cache_dir, threads=threads)
 
 
 def seconds_per_iteration(cfg: RelativeAUConfig, *, iterations: int | None = None, warmup: int = 1,
