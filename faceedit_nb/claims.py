@@ -369,7 +369,9 @@ class Claim:
                                                f"[{self._fmt(d.low)}, {self._fmt(d.high)}]"),
                 "detectable": "–" if d is None else f"{self._fmt(d.detectable, False)}{self.unit}",
                 "verdict": self.verdict, "verdict_text": self.verdict_text(), "seeds": self.seeds,
-                "test": "–" if d is None else d.test}
+                "test": "–" if d is None else d.test,
+                "premises": [{"statement": p.statement, "holds": p.holds, "evidence": p.evidence}
+                             for p in self.premises]}
 
 
 def claims_records(claims: Sequence[Claim]) -> list[dict]:

@@ -173,7 +173,9 @@ def test_a_claim_between_editors_that_do_not_edit_is_not_read_as_evidence():
     assert claim.verdict == "not testable here"
     assert claim.verdict_text().startswith('not testable here: the premise "bad and worse edit better than doing '
                                            'nothing" fails (ed: bad 1.8')
-    assert claim.record()["ours"] != "–"  # the measured difference stays in the table
+    record = json.loads(json.dumps(claim.record()))  # the records go to the claims page as JSON
+    assert record["ours"] != "–"  # the measured difference stays in the table
+    assert record["premises"] == [{"statement": premise.statement, "holds": False, "evidence": premise.evidence}]
     holds = C.edits_better_than_nothing(tables, ["good"], tables["nothing"], "ed")
     assert holds.holds
     good = C.Claim("good has a lower ED than worse", "–", C.metric_difference(tables["good"], tables["worse"], "ed"),
