@@ -116,6 +116,30 @@ def test_an_iteration_logs_every_term_and_the_ablations_switch_theirs_off(traine
         assert (row["G/bi_side"] == 0) == (name in ("w/o side input", "w/o bidirectional loss"))
 
 
+@pytest.mark.parametrize("target", ["both", "detached"])
+def test_eq6_latent_term_reaches_both_encodings_or_only_the_edits(target, tmp_path, monkeypatch):
+    # "both" (the paper's): the gradient of ||G_enc(x, s) - G_enc(x', s')||_1 reaches G_enc(x, s); "detached":
+    # G_enc(x, s) is a fixed target (an option against the encoder's collapse, stop 31); the key of "both" is
+    # the one models were cached under before the option existed
+    from faceedit_nb.cache import config_hash
+    from faceedit_nb.papers.lssl import train as LT
+    from faceedit_nb.train import Trainer
+    cfg = LS.LSSLConfig.smoke(latent_target=target, d_warmup=0, lambda_p=0.0)  # no parser needed
+    default = LS.LSSLConfig.smoke(d_warmup=0, lambda_p=0.0)
+    assert (config_hash(cfg) == config_hash(default)) == (target == "both")
+    seen = []
+    real = LT.bidirectional_loss
+    monkeypatch.setattr(LT, "bidirectional_loss", lambda *a: seen.append(a[4].requires_grad) or real(*a))
+    nets = LS.build_lssl(cfg)
+    tr = Trainer(nets, LS.lssl_optimizers(cfg, nets), total_steps=1, run_dir=tmp_path, options=cfg,
+                 precision="fp32", progress=False)
+    batch = LT.LSSLBatches(cfg)(0)
+    LS.lssl_step(tr, cfg, batch, cfg.n_critic - 1)
+    assert seen == [target == "both"]
+    with pytest.raises(ValueError, match="latent_target"):
+        LS.LSSLConfig(latent_target="half")
+
+
 def test_same_seed_same_weights_and_the_editor_needs_landmarks(trained):
     a, b = LS.build_lssl(LS.LSSLConfig.smoke()), LS.build_lssl(LS.LSSLConfig.smoke())
     assert all(torch.equal(p, q) for p, q in zip(a["G"].parameters(), b["G"].parameters()))

@@ -86,6 +86,9 @@ class LSSLConfig(StarGANConfig):
     lambda_id: float = 10.0       # Eq. 4: L1 of the output against the input
     lambda_p: float = 10.0        # Eq. 5: parsing loss through the frozen parser P
     lambda_rec: float = 0.0       # StarGAN's cycle: not used (LSSL's is Eq. 6, weighted by lambda_bi)
+    latent_target: str = "both"   # Eq. 6's latent term ||G_enc(x, s) - G_enc(x', s')||_1: "both" (the paper's and
+    #                               the public code's: the gradient reaches both encodings) or "detached" (G_enc(x, s)
+    #                               a fixed target, so the term asks only that the edit encode as its input did)
     # the frozen parser P (Sec. 3.1: a depthwise-separable U-Net, lips / eyes / skin)
     parser_width: int = 32        # its first width
     parser_masks: int = 2000      # labelled faces (Helen's training split)
@@ -102,7 +105,7 @@ class LSSLConfig(StarGANConfig):
     data_root: str = ""
     rafd_angles: tuple = (90,)    # RaFD camera angles (90 frontal; the pose models use 45, 90, 135)
 
-    _UNHASHED_DEFAULTS = {}
+    _UNHASHED_DEFAULTS = {"latent_target": "both"}  # added after models were cached: their keys stay
 
     # cpu: StarGAN's cpu levers for a critic that learns its classes first (He init, a warm-up of its class
     # head, a generator step every iteration at 5x / 10x the paper's rates), at 64 px with a 16-wide G of 2
@@ -185,6 +188,8 @@ class LSSLConfig(StarGANConfig):
         if bad:
             raise ValueError(f"{bad} are StarGAN's generator / critic options and do not apply to LSSL's "
                              f"encoder-decoder (leave them at {[stargan_only[k] for k in bad]})")
+        if self.latent_target not in ("both", "detached"):
+            raise ValueError(f"latent_target must be 'both' (the paper's) or 'detached'; got {self.latent_target!r}")
         if self.heatmap_sigma <= 0:
             raise ValueError(f"heatmap_sigma must be positive (pixels at 128 px); got {self.heatmap_sigma}")
         if self.dataset not in DATASETS:

@@ -45,10 +45,10 @@ def real_faces(cfg: LSSLConfig, split: str, n: int, n_identities: int | None = N
 def edit_function(editor, faces: Faces, batch_size: int = 256, device=None) -> Callable:
     """``edit(indices, targets)``: ``editor`` (an :class:`.train.LSSLEditor`, which reads each face's landmarks,
     or any harness editor such as StarGAN's) applied to ``faces`` on ``device`` (default: where an LSSL editor's
-    generator is, else the CPU, where :func:`faceedit_nb.methods.load_method` leaves networks); edits come back
-    on the CPU."""
+    generator is, else the book's device, where :func:`faceedit_nb.methods.load_method` puts networks); edits
+    come back on the CPU."""
     if device is None:
-        device = next(editor.G.parameters()).device if isinstance(editor, LSSLEditor) else torch.device("cpu")
+        device = next(editor.G.parameters()).device if isinstance(editor, LSSLEditor) else DEVICE
 
     @torch.no_grad()
     def edit(indices: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -149,14 +149,15 @@ def _generator_step(tr: Trainer, cfg: LSSLConfig, x, s, y_src, y_trg, parser) ->
         g_cls = classification_loss_fake(fake_cls, y_trg)                            # Eq. 3
         g_id = identity_loss(out["image"], x)                                        # Eq. 4
         g_p = parsing_loss(parser, out["image"], x) if cfg.lambda_p else zero        # Eq. 5
+        latent = out["latent"].detach() if cfg.latent_target == "detached" else out["latent"]  # G_enc(x, s)
         if not cfg.lambda_bi:
             g_bi = g_bi_img = g_bi_side = g_bi_lat = zero
         elif cfg.task == "synthesis":                                                # Eq. 6
             back = G(out["image"], out["side"], y_src)                         # x̂, ŝ = G_dec(G_enc(x', s'), y')
             g_bi, g_bi_img, g_bi_side, g_bi_lat = bidirectional_loss(x, back["image"], s, back["side"],
-                                                                     out["latent"], back["latent"])
+                                                                     latent, back["latent"])
         else:  # pose normalisation: the latent half (no target domain to cycle through)
-            g_bi, g_bi_img, g_bi_side, g_bi_lat = bidirectional_loss(x, None, None, None, out["latent"],
+            g_bi, g_bi_img, g_bi_side, g_bi_lat = bidirectional_loss(x, None, None, None, latent,
                                                                      G.enc(out["image"], s))
         g_log = {"G/adv": g_adv, "G/cls": g_cls, "G/id": g_id, "G/parsing": g_p, "G/bi": g_bi,
                  "G/bi_image": g_bi_img, "G/bi_side": g_bi_side, "G/bi_latent": g_bi_lat}
