@@ -46,7 +46,8 @@ import torch
 
 __all__ = ["Z95", "Z_POWER", "Difference", "rate_difference", "paired_rate_difference", "paired_bootstrap",
            "eea_difference", "metric_difference", "fid_difference", "miou_difference", "combine_seeds",
-           "verdict", "VERDICTS", "Premise", "edits_better_than_nothing", "Claim", "claims_table", "claims_records", "glue_claims"]
+           "verdict", "VERDICTS", "Premise", "edits_better_than_nothing", "Claim", "claims_table", "claims_records",
+           "glue_claims"]
 
 Z95 = 1.959964       # two-sided 95 % interval
 Z_POWER = 0.841621   # 80 % power: the detectable effect is (Z95 + Z_POWER) standard errors

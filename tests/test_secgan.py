@@ -253,7 +253,8 @@ def test_the_parent_recipes_critic_warmup_trains_only_the_critics_domain_heads(m
     assert not moved("G") and not moved("G_seg")
 
 
-@pytest.mark.parametrize("make, variant", [(S.SeCGANStarGANConfig.smoke, "secgan"), (S.SeCGANStarGANConfig.smoke, "concat"),
+@pytest.mark.parametrize("make, variant", [(S.SeCGANStarGANConfig.smoke, "secgan"),
+                                           (S.SeCGANStarGANConfig.smoke, "concat"),
                                            (S.SeCGANAttGANConfig.smoke, "secgan")])
 def test_sharing_the_critics_fakes_with_the_generator_step_gives_the_same_weights(make, variant, tmp_path):
     # with the generator stepping every iteration, the critics' fakes are rendered once and shared: the

@@ -591,7 +591,8 @@ def test_load_all_trains_the_missing_models_in_workers_then_loads_each(tmp_path)
     from faceedit_nb import cache, methods
     configs = {f"seed {s}": SG.StarGANConfig.smoke(num_iters=2, seed=s, curve_every=0) for s in (0, 1)}
     loaded = methods.load_all(SG.load_stargan, configs, workers=2, cache_dir=tmp_path)
-    assert list(loaded) == ["seed 0", "seed 1"] and all(cache.is_cached("stargan", c, tmp_path) for c in configs.values())
+    assert list(loaded) == ["seed 0", "seed 1"]
+    assert all(cache.is_cached("stargan", c, tmp_path) for c in configs.values())
     a, b = (loaded[k].nets["G"].state_dict() for k in configs)
     assert any(not torch.equal(a[n], b[n]) for n in a)  # two seeds, two models
     alone = SG.load_stargan(configs["seed 1"], cache_dir=tmp_path / "alone", progress=False).nets["G"].state_dict()
