@@ -66,15 +66,17 @@ def test_prebuild_hears_of_each_model_when_it_ends_not_when_its_stage_ends(tmp_p
 
 
 def _mark_and_wait(item) -> str:
-    """A pool job for run_when_ready: writes <label>.start, then ends (the oracle only once the critic curve
-    has started beside it, whatever the clock says); returns the labels that had ended when it started."""
+    """A pool job for run_when_ready: writes <label>.start, then ends (the oracle and the critic curve each
+    only once the other has started beside it, whatever the clock or the order the workers spawn in says);
+    returns the labels that had ended when it started."""
     job, folder = item.job, Path(item.folder)
     ended = sorted(p.stem for p in folder.glob("*.end"))
     (folder / f"{job.kind}.start").write_text("")
+    partner = {"oracle": "critic-curve", "critic-curve": "oracle"}.get(job.kind)
     deadline = time.monotonic() + 120
-    while job.kind == "oracle" and not (folder / "critic-curve.start").exists():
+    while partner and not (folder / f"{partner}.start").exists():
         if time.monotonic() > deadline:
-            raise TimeoutError("the job that needs nothing did not start beside the oracle")
+            raise TimeoutError(f"{partner} did not start beside {job.kind}")
         time.sleep(0.05)
     (folder / f"{job.kind}.end").write_text("")
     return f"{job.kind} after {ended}"
