@@ -7,7 +7,6 @@ the mean over images, as relative-au-msf.txt Table 3 does).
 """
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 

@@ -185,6 +185,6 @@ def load_defgan(cfg: DefGANConfig, outdir=None, progress: bool = True, cache_dir
 def load_series(configs: dict[str, DefGANConfig], *, workers: int = 1, progress: bool = False, cache_dir=None,
                 threads: int | None = 1) -> dict[str, Trained]:
     """Every model of ``configs`` (:func:`.config.series_configs`), ``workers`` trainings at a time in their
-    own processes (bit-identical to one by one), then all loaded from
-    the cache (:func:`~faceedit_nb.methods.load_all`)."""
+    own processes (bit-identical to one by one), then all loaded from the cache
+    (:func:`~faceedit_nb.methods.load_all`)."""
     return load_all(load_defgan, configs, workers=workers, progress=progress, cache_dir=cache_dir, threads=threads)

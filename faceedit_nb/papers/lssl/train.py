@@ -253,8 +253,8 @@ def load_lssl(cfg: LSSLConfig, outdir=None, progress: bool = True, cache_dir=Non
 def load_series(configs: dict[str, LSSLConfig], *, workers: int = 1, progress: bool = False, cache_dir=None,
                 threads: int | None = 1) -> dict[str, Trained]:
     """Every model of ``configs``, ``workers`` trainings at a time in their own processes (bit-identical to one
-    by one; the parser is trained first, once), then all loaded from
-    the cache (:func:`~faceedit_nb.methods.load_all`)."""
+    by one; the parser is trained first, once), then all loaded from the cache
+    (:func:`~faceedit_nb.methods.load_all`)."""
     for cfg in {config_hash(parser_config(c)): c for c in configs.values() if c.lambda_p}.values():
         load_parser(cfg, cache_dir=cache_dir, threads=threads)
     return load_all(load_lssl, configs, workers=workers, progress=progress, cache_dir=cache_dir, threads=threads)
