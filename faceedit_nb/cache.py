@@ -379,6 +379,10 @@ def load_or_train(
     training when storing failed (the trained entry is then saved elsewhere: see its message and ``saved_to``).
     """
     path = entry_dir(name, config, cache_dir)
+    from . import distributed
+    if distributed.world_size() > 1:
+        return _load_or_train_together(name, config, train_fn, path, build_fn, verbose, cache_dir=cache_dir,
+                                       retrain=retrain)
     if not retrain:
         found = _load_entry(name, config, path, build_fn, verbose)
         if found is not _MISSING:
@@ -392,3 +396,30 @@ def load_or_train(
         return _train_and_store(name, config, train_fn, path, build_fn, verbose, cache_dir=cache_dir)
 
 
+
+
+def _load_or_train_together(name: str, config: Any, train_fn, path: Path, build_fn, verbose: bool, *,
+                            cache_dir, retrain: bool) -> Any:
+    """:func:`load_or_train` in data-parallel training (:mod:`faceedit_nb.distributed`): every process trains
+    (the engine splits the batch between them), process 0 alone holds the training lock and stores the entry."""
+    from . import distributed
+    main = distributed.is_main()
+    if not retrain:
+        found = _load_entry(name, config, path, build_fn, verbose and main)
+        if distributed.agree(found is not _MISSING):
+            return found
+    if main:
+        _ensure_writable(name, path, cache_dir)
+    error, result = None, None
+    with _training_lock(path, name, verbose) if main else contextlib.nullcontext():
+        try:
+            if main:
+                result = _train_and_store(name, config, train_fn, path, build_fn, verbose, cache_dir=cache_dir)
+            else:
+                result = train_fn(config)
+        except Exception as exc:  # the other processes must not wait for this one
+            error = exc
+    if not distributed.agree(error is None):
+        raise error if error is not None else RuntimeError(
+            f"another process failed to train or store {name} (its error is in its output)")
+    return result

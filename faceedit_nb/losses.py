@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .distributed import batch_sum, global_batch, uniform
+
 __all__ = ["wgan_critic_loss", "wgan_generator_loss", "gradient_penalty", "interpolate", "expression_ce",
            "attribute_bce_sum", "attribute_bce_mean", "l1", "au_mse", "attention_mean", "total_variation"]
 
@@ -36,7 +38,8 @@ def wgan_generator_loss(d_fake: torch.Tensor) -> torch.Tensor:
 
 def interpolate(real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Random points on the lines between real and fake images (one ``alpha ~ U(0, 1)`` per image)."""
-    alpha = torch.rand(real.shape[0], 1, 1, 1, generator=generator, device=real.device, dtype=real.dtype)
+    # in data-parallel training each process keeps its slice of the whole batch's draws (faceedit_nb.distributed)
+    alpha = uniform(real.shape[0], 1, 1, 1, generator=generator, device=real.device, dtype=real.dtype)
     return (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
 
 
@@ -81,8 +84,9 @@ def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 # --- GANimation ----------------------------------------------------------------------------------------
 def au_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """GANimation's conditional expression loss: MSE of the regressed AUs, divided once more by the batch
-    size as the official code does (``MSELoss(...) / B``), so ``lambda_D_cond = 4000`` acts as 4000 / B."""
-    return F.mse_loss(pred.float(), target.float()) / pred.shape[0]
+    size as the official code does (``MSELoss(...) / B``), so ``lambda_D_cond = 4000`` acts as 4000 / B (B: the
+    whole batch, also in data-parallel training)."""
+    return F.mse_loss(pred.float(), target.float()) / global_batch(pred.shape[0])
 
 
 def attention_mean(attention: torch.Tensor) -> torch.Tensor:
@@ -94,4 +98,4 @@ def total_variation(mask: torch.Tensor) -> torch.Tensor:
     """Anisotropic total variation, summed over batch and pixels as in the official code (hence the
     tiny weight 1e-5): ``sum |m[i, j+1] - m[i, j]| + sum |m[i+1, j] - m[i, j]|``."""
     m = mask.float()
-    return (m[..., :, 1:] - m[..., :, :-1]).abs().sum() + (m[..., 1:, :] - m[..., :-1, :]).abs().sum()
+    return batch_sum((m[..., :, 1:] - m[..., :, :-1]).abs().sum() + (m[..., 1:, :] - m[..., :-1, :]).abs().sum())

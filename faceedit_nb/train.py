@@ -63,6 +63,7 @@ import torch
 from torch import nn
 
 from . import device as _device
+from . import distributed as _dist
 from .cache import atomic_write, cache_root, canonical_json, config_hash
 from .progress import report as report_progress
 
@@ -258,8 +259,13 @@ class Trainer:
             raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16'; got {precision!r}")
         self.device = torch.device(device) if device is not None else _device.DEVICE
         self.models = dict(models)
+        # data-parallel training (faceedit_nb.distributed): every process runs this loop on its slice of the batch
+        self.world, self.rank = _dist.world_size(), _dist.rank()
+        self.main = self.world == 1 or self.rank == 0  # the one process that writes the run directory
         for m in self.models.values():
             m.to(self.device)
+            if self.world > 1:
+                _dist.sync_batch_norm(m)
         self.optimizers = dict(optimizers)
         for opt in self.optimizers.values():
             for g in opt.param_groups:
@@ -278,7 +284,7 @@ class Trainer:
         self.snapshot_every, self.log_every, self.sample_every = snapshot_every, log_every, sample_every
         self.keep_snapshots = max(1, keep_snapshots)
         self.generators = dict(generators or {})
-        self.deterministic, self.resume, self.progress = deterministic, resume, progress
+        self.deterministic, self.resume, self.progress = deterministic, resume, progress and self.main
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be at least 1; got {threads}")
         self.threads = threads
@@ -329,13 +335,17 @@ class Trainer:
         """
         if optimizer not in self.optimizers:
             raise KeyError(f"unknown optimiser {optimizer!r}; have {sorted(self.optimizers)}")
-        if not bool(torch.isfinite(loss.detach()).all()):
+        finite = bool(torch.isfinite(loss.detach()).all())
+        if not (_dist.agree(finite) if self.world > 1 else finite):  # every process stops at the same step
             bad = {k: _number(v) for k, v in (terms or {}).items() if not math.isfinite(_number(v))}
-            self._raise_non_finite(f"{optimizer} loss", _number(loss), bad)
+            where = "" if not finite else " in another process"
+            self._raise_non_finite(f"{optimizer} loss{where}", _number(loss), bad)
         opt, scaler = self.optimizers[optimizer], self.scalers[optimizer]
         opt.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, enabled=False):
             scaler.scale(loss).backward()
+        if self.world > 1:  # the whole batch's gradient: the mean of the processes' (each loss is a batch mean)
+            _dist.average_gradients(p for g in opt.param_groups for p in g["params"])
         scaler.step(opt)
         scaler.update()
         # autocast caches the low-precision copies of weights for the whole region step_fn runs in; they
@@ -431,6 +441,8 @@ class Trainer:
 
     def save_snapshot(self) -> Path:
         path = self.run_dir / f"snapshot-{self.step:07d}.pt"
+        if not self.main:  # process 0 writes; every process holds the same state
+            return path
         atomic_write(path, lambda f: torch.save(self.state_dict(), f))
         for old in self.snapshots()[:-self.keep_snapshots]:
             with contextlib.suppress(FileNotFoundError):
@@ -459,6 +471,20 @@ class Trainer:
         return None
 
     # --- run directory ----------------------------------------------------------------------------------
+    def _prepare_together(self) -> None:
+        """:meth:`_prepare_run_dir` in process 0 while the others wait; an error stops every process."""
+        if self.world == 1:
+            return self._prepare_run_dir()
+        error = None
+        if self.main:
+            try:
+                self._prepare_run_dir()
+            except Exception as exc:  # the other processes must not wait for this one
+                error = exc
+        if not _dist.agree(error is None):
+            raise error if error is not None else RuntimeError(
+                f"process 0 could not prepare the run directory {self.run_dir} (its error is in its output)")
+
     def _prepare_run_dir(self) -> None:
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -510,6 +536,8 @@ class Trainer:
         if resumed is None:
             _device.seed_everything(self.seed)
             self.step, self.elapsed = 0, 0.0
+        if self.world > 1:  # every process read the same snapshot (or built the same models): make sure
+            _dist.broadcast_modules(list(self.models.values()) + list(self.ema.values()))
         elif self.step > self.total_steps:
             warnings.warn(
                 f"{resumed} is at step {self.step}, past total_steps={self.total_steps}: nothing is trained and "
@@ -528,6 +556,8 @@ class Trainer:
                     continue
                 if isinstance(row, dict) and row.get("step", math.inf) <= self.step:
                     self.history.append(row)
+        if not self.main:
+            return
         text = "".join(json.dumps(r) + "\n" for r in self.history)
         atomic_write(path, lambda f: f.write(text), mode="w")
 
@@ -539,14 +569,17 @@ class Trainer:
         row["sec_per_step"] = seconds / max(1, self.step - self._window_start)
         row["elapsed"] = round(self.elapsed, 3)
         self.history.append(row)
-        with open(self.run_dir / "stats.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+        if self.main:
+            with open(self.run_dir / "stats.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
         self._window, self._window_start = {}, self.step
         return row
 
     def _save_samples(self, sample_fn: Callable[[int], Any]) -> None:
         from torchvision.utils import save_image
-        with torch.no_grad(), self.autocast():
+        if not self.main:
+            return
+        with torch.no_grad(), self.autocast(), _dist.alone():
             out = sample_fn(self.step)
         for m in self.models.values():
             m.train()
@@ -579,29 +612,38 @@ class Trainer:
         t0 = time.perf_counter()
         i = self.step
         self._apply_lr(i)
-        batch = _to_device(data_fn(i), self.device)
+        batch = data_fn(i)
+        if self.world > 1:  # every process gets the global batch of the step and keeps its slice
+            batch = _dist.shard(batch, self.world, self.rank)
+        batch = _to_device(batch, self.device)
         with self.autocast():
             losses = step_fn(batch, i)
-        values = {}
-        for k, v in (losses or {}).items():
-            values[k] = x = _number(v)
+        values = {k: _number(v) for k, v in (losses or {}).items()}
+        if self.world > 1:  # the whole batch's figures, and the norm layers' statistics of the whole batch
+            values = _dist.mean_values(values)
+            _dist.average_running_stats(self.models.values())
+        for k, x in values.items():
             if not math.isfinite(x):
                 self._raise_non_finite(f"loss {k!r}", x)
             self._window.setdefault(k, []).append(x)
         self.step = i + 1
         self.elapsed += time.perf_counter() - t0
-        report_progress(self.run_dir.name, self.step, self.total_steps)
+        if self.main:
+            report_progress(self.run_dir.name, self.step, self.total_steps)
         return values
 
     def _evaluate(self, eval_fn: Callable[[int], Mapping[str, float]]) -> dict:
         """A learning-curve point: ``eval_fn(step)`` in eval mode, under ``no_grad`` and autocast, with every random state
         restored afterwards (training goes on bit-identically) and its time kept out of ``elapsed`` (the
-        training clock); logged as a stats row of ``eval/<name>`` figures at the current step."""
+        training clock); logged as a stats row of ``eval/<name>`` figures at the current step. In data-parallel
+        training process 0 measures it alone."""
+        if not self.main:
+            return {}
         states = _rng_state(self.generators)  # Python, NumPy, torch (CPU and CUDA) and the named generators
         for m in self.models.values():
             m.eval()  # no running statistics updated by the measurement
         try:
-            with torch.no_grad(), self.autocast():
+            with torch.no_grad(), self.autocast(), _dist.alone():
                 out = eval_fn(self.step)
         finally:
             _set_rng_state(states, self.generators)
@@ -631,7 +673,7 @@ class Trainer:
             raise ValueError(f"eval_every must be at least 1 when eval_fn is given; got {eval_every}")
         from tqdm.auto import tqdm
 
-        self._prepare_run_dir()
+        self._prepare_together()
         self._resume()
         self._restore_stats()
         for m in self.models.values():

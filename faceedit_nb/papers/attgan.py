@@ -19,6 +19,7 @@ from torch import nn
 from .. import labels as L
 from .. import losses
 from ..config import EngineSettings
+from ..distributed import shuffled
 from ..methods import (SynthFacesBatches, Trained, adam, critic_real_fake, frozen, learning_curve, load_method,
                        run_method, seeded)
 from ..nets import attgan as nets
@@ -119,7 +120,7 @@ def attgan_step(tr: Trainer, cfg: AttGANConfig, batch: dict, i: int) -> dict:
     ``n_d + 1`` iterations) or G. Target attributes: a random permutation of the batch's."""
     G, D = tr.models["G"], tr.models["D"]
     img_a, att_a = batch["image"], batch["attributes"].float()
-    att_b = att_a[torch.randperm(len(att_a)).to(att_a.device)]
+    att_b = shuffled(att_a)
     cond_b = G.condition_vector(att_a, att_b)  # (b * 2 - 1) * thres_int, or b_ - a_ (STGAN)
     if i < cfg.d_warmup:  # cpu recipe: the critic's attribute head alone on real faces
         d_cls = losses.attribute_bce_mean(D(img_a)[1], att_a)

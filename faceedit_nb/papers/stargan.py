@@ -28,6 +28,7 @@ from ..cache import load_or_train
 from ..config import EngineSettings
 from ..data.synthfaces import SynthFaces
 from ..device import DEVICE, autocast, torch_threads
+from ..distributed import shuffled
 from ..methods import (SynthFacesBatches, Trained, adam, critic_real_fake, frozen, he_init, learning_curve,
                        load_method, run_method, seeded)
 from ..metrics.protocols import flip_attribute, stargan_targets
@@ -214,7 +215,7 @@ def stargan_step(tr: Trainer, cfg: StarGANConfig, batch: dict, i: int) -> dict:
         d_cls = cls_loss(D(x_real, stargan_domain_vector(label_org, cfg))[1], label_org)
         tr.update("D", cfg.lambda_cls * d_cls, {"D/loss_cls": d_cls})
         return {"D/loss_cls": d_cls}
-    label_trg = label_org[torch.randperm(len(label_org)).to(label_org.device)]
+    label_trg = shuffled(label_org)
     c_org, c_trg = stargan_domain_vector(label_org, cfg), stargan_domain_vector(label_trg, cfg)
 
     # Critic: L_D = -D_src(x) + D_src(G(x, c)) + l_cls L_cls^r + l_gp GP

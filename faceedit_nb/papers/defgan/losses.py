@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ... import losses
+from ...distributed import batch_sum
 from .model import identity_grid, warp
 
 __all__ = ["critic_loss_d", "gradient_penalty_loss", "critic_loss_g", "expression_loss_g", "expression_loss_d",
@@ -92,8 +93,8 @@ def grid_composition_loss(grid_cycle: torch.Tensor, grid: torch.Tensor) -> torch
 def squared_total_variation(m: torch.Tensor) -> torch.Tensor:
     """``Σ_ij (m[i+1, j] - m[i, j])^2 + (m[i, j+1] - m[i, j])^2`` over the last two axes, summed over the
     batch and channels (the TV of Eq. 14-15)."""
-    m = m.float()
-    return (m[..., 1:, :] - m[..., :-1, :]).pow(2).sum() + (m[..., :, 1:] - m[..., :, :-1]).pow(2).sum()
+    m = m.float()  # batch_sum: the whole batch's sum also in data-parallel training
+    return batch_sum((m[..., 1:, :] - m[..., :-1, :]).pow(2).sum() + (m[..., :, 1:] - m[..., :, :-1]).pow(2).sum())
 
 
 def grid_regularisation_loss(grid: torch.Tensor, *, lambda_eye: float, lambda_tv: float

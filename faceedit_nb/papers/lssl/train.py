@@ -14,6 +14,7 @@ from ... import labels as L
 from ...cache import config_hash, load_or_train
 from ...data.synthfaces import SynthFaces
 from ...device import torch_threads
+from ...distributed import shuffled
 from ...methods import Trained, adam, critic_real_fake, frozen, load_all, load_method, run_method, seeded
 from ...metrics import confusion_matrix, iou_from_confusion
 from ...nets.parsing import train_parser
@@ -119,7 +120,7 @@ def lssl_step(tr: Trainer, cfg: LSSLConfig, batch: dict, i: int, *, parser: nn.M
         d_cls = classification_loss_real(D(real)[1], y_real)
         tr.update("D", cfg.lambda_cls * d_cls, {"D/cls": d_cls})
         return {"D/cls": d_cls}
-    y_trg = y_src[torch.randperm(len(y_src)).to(y_src.device)] if not pose else y_src
+    y_trg = shuffled(y_src) if not pose else y_src
     c_trg = y_trg if cfg.condition_dim else None
 
     # Critic, Eq. 7: L_D = -E D_src(x, s) + E D_src(x', s') + λ_gp L_gp + λ_cls L_cls^r

@@ -13,6 +13,7 @@ from ... import labels as L
 from ...cache import config_hash, is_cached, load_or_train
 from ...data.synthfaces import SynthFaces
 from ...device import torch_threads
+from ...distributed import shuffled
 from ...methods import SynthFacesBatches, Trained, adam, frozen, load_method, run_method, train_in_pool
 from ...metrics import confusion_matrix, iou_from_confusion
 from ...nets.parsing import train_parser
@@ -188,7 +189,7 @@ def secgan_step(tr: Trainer, cfg, batch: dict, i: int) -> dict:
     nets, bb = tr.models, backbone_of(cfg)
     G, D = nets["G"], nets["D"]
     x_in, y_src = batch["image"], bb.labels(batch)
-    y_trg = y_src[torch.randperm(len(y_src)).to(y_src.device)]
+    y_trg = shuffled(y_src)
     y_diff, zero = bb.condition(G, y_src, y_trg), bb.condition(G, y_src, y_src)  # y_trg - y_src, and 0
     s_in = nets["P"].one_hot(x_in) if cfg.needs_parser else None                 # s^in = one-hot of P(x^in)
     cls = dict(cls_loss=bb.cls_loss, lambda_cls=bb.lambda_cls_d)

@@ -13,6 +13,7 @@ from ... import labels as L
 from ...cache import config_hash, is_cached, load_or_train
 from ...data.synthfaces import SynthFaces
 from ...device import DEVICE, torch_threads
+from ...distributed import shuffled
 from ...methods import SynthFacesBatches, Trained, frozen, run_method, train_in_pool
 from ...metrics import confusion_matrix, iou_from_confusion
 from ...nets.parsing import train_parser
@@ -42,7 +43,7 @@ def hierarchical_step(tr: Trainer, cfg: HierarchicalConfig, batch: dict, i: int)
     permutation of the batch's expressions, as StarGAN."""
     model = tr.models["model"]
     x, label_src = batch["image"], batch["expression"]
-    label_trg = label_src[torch.randperm(len(label_src)).to(label_src.device)]
+    label_trg = shuffled(label_src)
     c_src, c_trg = F.one_hot(label_src, cfg.c_dim).float(), F.one_hot(label_trg, cfg.c_dim).float()
     landmarks = batch.get("landmarks")
     with torch.no_grad():

@@ -1,0 +1,436 @@
+"""The paper profile, checked on the CPU: every model the chapters train at ``paper``, at its paper size, two
+training iterations and one evaluation batch, with what a GPU would need for the whole run.
+
+    python -m faceedit_nb.dryrun                       # every paper-profile model (~1 hour on 2 cores)
+    python -m faceedit_nb.dryrun --only stargan         # the models whose label contains "stargan"
+    python -m faceedit_nb.book --profile paper --dry-run   # the same, from the book's runner
+
+For each model it prints its parameters, the FLOPs of one training iteration (torch's
+FLOP formulas, ``torch.utils.flop_counter``: matrix products and convolutions, forward and backward,
+the gradient penalty's double backward included; averaged over one critic/generator cycle, so that an
+iteration without a generator step counts as it should), the CPU's peak memory over those iterations (resident
+set growth: an upper bound of what the GPU needs in fp32, about half with AMP), the iterations the paper asks
+for, and **estimated** GPU hours on a T4 and an A100:
+
+    hours = iterations x FLOPs per iteration / (GPU peak x efficiency)
+
+with the GPUs' dense fp16 / bf16 tensor peaks (T4 65 TFLOP/s, A100 312 TFLOP/s) and a stated efficiency per GPU
+(:data:`EFFICIENCY`: 10 % of the T4's tensor peak, 5 % of the A100's). Where those come from: two papers report
+their StarGAN's training time (:data:`CALIBRATION`); with our FLOP count of the same StarGAN they imply 25-37 % of
+their GPU's fp32 peak (the dry run prints it). Mixed precision speeds convolutional GANs up about 2-4x over fp32,
+not by the tensor cores' 8x (T4) or 16x (A100) over fp32 peak; 25 % of fp32 peak times 3 is about 9 % of the T4's
+tensor peak and 5 % of the A100's. An estimate, not a measurement: no GPU was used.
+
+The GAN models run their own training code (``load_<method>``, the engine's loop) in a fresh process with a
+temporary model cache; the models they start from (a parser, the global StarGAN of Bodur et al., DefGAN's face
+embedding) are built untrained instead of trained. The oracles, the parsers and the critic curve train with
+their own loops: for them, one step is the network's forward and backward on a batch of their size and an
+optimiser step (the loss head left out), times their steps.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from unittest import mock
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+__all__ = ["GPUS", "CALIBRATION", "EFFICIENCY", "DryRun", "measure", "dry_run", "format_table", "main"]
+
+# dense fp16 / bf16 tensor-core peaks, TFLOP/s (NVIDIA's data sheets: T4 65 fp16; A100 SXM 312 bf16)
+GPUS = {"T4": 65e12, "A100": 312e12}
+
+# Two papers' own StarGAN training times (full texts in the project's shared/papers), the GPU's fp32 peak, and
+# the run: our FLOP count of that run over (hours x peak) is the efficiency it implies.
+CALIBRATION = [
+    {"source": "Bodur et al.: StarGAN baseline, 200K iterations, batch 8, GTX 1080, ~12 hours",
+     "gpu_fp32": 8.9e12, "hours": 12.0, "iterations": 200_000, "batch_size": 8},
+    {"source": "SeCGAN: its StarGAN framework (x ~2.2 a StarGAN iteration, stop 33), 200K iterations, batch 16, "
+               "RTX 2080 Ti, ~1 day", "gpu_fp32": 13.4e12, "hours": 24.0 / 2.2, "iterations": 200_000,
+     "batch_size": 16},
+]
+# The share of each GPU's tensor peak the estimates assume (the module docstring says why).
+EFFICIENCY = {"T4": 0.10, "A100": 0.05}
+
+
+@dataclass
+class DryRun:
+    """What one model costs: measured on the CPU (``params``, ``flops_per_iteration``, ``eval_flops``,
+    ``peak_mib``, ``cpu_seconds_per_iteration``) and the paper's ``iterations``."""
+    label: str
+    kind: str
+    image_size: int
+    batch_size: int
+    params: int
+    iterations: int
+    flops_per_iteration: float
+    cpu_seconds_per_iteration: float
+    peak_mib: float
+    eval_flops: float = 0.0
+    eval_seconds: float = 0.0
+    measured_iterations: int = 0
+
+    def gpu_hours(self, gpu: str, efficiency: float | None = None) -> float:
+        """Estimated hours of the paper's whole run on ``gpu`` (at :data:`EFFICIENCY` of its peak by default)."""
+        efficiency = EFFICIENCY[gpu] if efficiency is None else efficiency
+        return self.iterations * self.flops_per_iteration / (GPUS[gpu] * efficiency) / 3600
+
+
+class _Done(Exception):
+    """Raised out of the engine's loop once the iterations are measured (nothing is stored)."""
+
+    def __init__(self, result: dict):
+        super().__init__("dry run measured")
+        self.result = result
+
+
+# --- memory ------------------------------------------------------------------------------------------------
+def _rss_mib() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _reset_peak() -> bool:
+    """Reset the kernel's peak resident set of this process to its current size (Linux: ``clear_refs`` 5)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_mib() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class _FlopCount(TorchDispatchMode):
+    """torch's FLOP formulas (``torch.utils.flop_counter.flop_registry``: matrix products, convolutions and their
+    backward passes) summed over every operation run in the block. ``FlopCounterMode`` itself tracks modules with
+    backward hooks, which ``autograd.grad`` (the gradient penalty) refuses."""
+
+    def __init__(self):
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        from torch.utils.flop_counter import flop_registry
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.total += formula(*args, **kwargs, out_val=out)
+        return out
+
+
+@contextlib.contextmanager
+def _measured():
+    """``{"flops", "seconds", "peak_mib"}`` of the block: torch's FLOP count, wall time, resident-set growth."""
+    out = {}
+    _reset_peak()
+    base = _rss_mib()
+    start = time.perf_counter()
+    with _FlopCount() as counter:
+        yield out
+    out["seconds"] = time.perf_counter() - start
+    out["flops"] = float(counter.total)
+    out["peak_mib"] = max(0.0, _peak_mib() - base)
+
+
+# --- the GAN models: the engine's loop, stopped after the measured iterations --------------------------------
+def _period(options: dict) -> int:
+    """Iterations of one critic / generator cycle of a method's config."""
+    if options.get("n_critic"):
+        return int(options["n_critic"])
+    if options.get("train_G_every_n_iterations"):
+        return int(options["train_G_every_n_iterations"])
+    if options.get("n_d") is not None and "dis_dim" in options:
+        return int(options["n_d"]) + 1  # AttGAN: n_d critic batches, then one generator batch
+    return 1
+
+
+def _measuring_run(iterations: int):
+    """A replacement of :meth:`faceedit_nb.train.Trainer.run` that measures ``iterations`` (at least one cycle)
+    and one sample grid (the evaluation batch: the generator editing a batch to every target), then raises."""
+    def run(self, step_fn, data_fn, sample_fn=None, *, eval_fn=None, eval_every=0):
+        self._prepare_together()
+        self._resume()
+        for m in self.models.values():
+            m.train()
+        opts = dict(self.options)
+        warmup = int(opts.get("d_warmup", 0) or 0)  # the paper profile has none; a critic-only step is cheaper
+        while self.step < warmup:
+            self.iterate(step_fn, data_fn)
+        k = max(iterations, _period(opts))
+        self.iterate(step_fn, data_fn)  # one unmeasured iteration: allocations, kernels chosen
+        with torch.enable_grad(), _measured() as train:
+            for _ in range(k):
+                self.iterate(step_fn, data_fn)
+        evaluation = {"flops": 0.0, "seconds": 0.0}
+        if sample_fn is not None:
+            with torch.no_grad(), self.autocast(), _measured() as evaluation:
+                sample_fn(self.step)
+        params = sum(p.numel() for m in self.models.values() for p in m.parameters())
+        raise _Done({"params": params, "iterations": self.total_steps, "measured_iterations": k,
+                     "flops_per_iteration": train["flops"] / k, "cpu_seconds_per_iteration": train["seconds"] / k,
+                     "peak_mib": train["peak_mib"], "eval_flops": evaluation["flops"],
+                     "eval_seconds": evaluation["seconds"]})
+    return run
+
+
+def _untrained_parser(module, *, frozen: bool = False):
+    def load_parser(cfg, *args, **kwargs):
+        net = module.build_parser(cfg).eval()
+        if frozen:
+            net.requires_grad_(False)
+        return net, {"seconds": 0.0, "history": [], "miou": float("nan")}
+    return load_parser
+
+
+@contextlib.contextmanager
+def _stand_ins():
+    """The models a GAN starts from, built untrained (their own costs are their own rows of the table)."""
+    from types import SimpleNamespace
+    from .papers import stargan
+    from .papers.defgan import train as defgan_train
+    from .papers.lssl import train as lssl_train
+    from .papers.secgan import model as secgan_model
+    from .papers.secgan import train as secgan_train
+    from .papers.seg_hierarchical import model as hier_model
+    from .papers.seg_hierarchical import train as hier_train
+
+    def global_stargan(cfg, *args, **kwargs):
+        sg = cfg.global_stargan()
+        return None if sg is None else SimpleNamespace(nets=stargan.build_stargan(sg))
+
+    def face_embedding(cfg):
+        if not (cfg.deformation and cfg.lambda_face_id):
+            return None
+        from .oracles import _build, oracle_configs
+        net = _build("identity", oracle_configs(cfg.curve_oracles, cfg.image_size, cfg.identity_seed)["identity"])
+        return net.requires_grad_(False).eval()
+
+    with mock.patch.object(hier_train, "load_parser", _untrained_parser(hier_model)), \
+            mock.patch.object(hier_train, "load_global_stargan", global_stargan), \
+            mock.patch.object(lssl_train, "load_parser", _untrained_parser(lssl_train, frozen=True)), \
+            mock.patch.object(secgan_train, "load_parser", _untrained_parser(secgan_model)), \
+            mock.patch.object(defgan_train, "identity_network", face_embedding):
+        yield
+
+
+def _small_data(cfg):
+    """``cfg`` with as few training faces as two batches need (rendering thousands of faces at 128-256 px would
+    take longer than the measurement, and changes none of the figures) and no learning curve."""
+    changes = {"curve_every": 0} if hasattr(cfg, "curve_every") else {}
+    if hasattr(cfg, "n_train") and hasattr(cfg, "batch_size"):
+        n = max(4 * cfg.batch_size, 64)
+        changes["n_train"] = min(cfg.n_train, n)
+        if hasattr(cfg, "n_identities"):
+            changes["n_identities"] = max(1, min(cfg.n_identities, changes["n_train"] // 8))
+    for field in ("parser_masks",):
+        if hasattr(cfg, field):
+            changes[field] = min(getattr(cfg, field), 64)
+    return replace(cfg, **changes) if changes else cfg
+
+
+def _measure_gan(job, iterations: int) -> dict:
+    from . import prebuild
+    from .train import Trainer
+    cfg = _small_data(job.config)
+    with _stand_ins(), mock.patch.object(Trainer, "run", _measuring_run(iterations)):
+        try:
+            prebuild._run(replace(job, config=cfg))
+        except _Done as done:
+            return done.result
+    raise RuntimeError(f"{job.label}: its training finished without reaching the engine's loop")
+
+
+# --- networks trained by their own loops: one optimiser step on a batch --------------------------------------
+def _network_of(job) -> tuple[nn.Module, int, int, int]:
+    """(network, batch size, image size, steps) of an oracle, a parser or the critic curve."""
+    if job.kind == "oracle":
+        from .oracles import _build, oracle_configs
+        name, size, profile, seed = job.config
+        cfg = oracle_configs(profile, size, seed)[name]
+        return _build(name, cfg), cfg.batch_size, size, cfg.steps
+    if job.kind == "hier-parser":
+        from .papers.seg_hierarchical import model
+        cfg = job.config
+        return model.build_parser(cfg), cfg.parser_batch, cfg.image_size, cfg.parser_steps
+    if job.kind == "lssl-parser":
+        from .papers.lssl import train
+        cfg = job.config
+        return train.build_parser(cfg), cfg.batch_size, cfg.image_size, cfg.parser_steps
+    if job.kind == "critic-curve":
+        from .papers import stargan
+        cfg, steps, _ = job.config
+        return stargan.build_stargan(cfg)["D"], cfg.batch_size, cfg.image_size, steps
+    raise ValueError(f"no network step for job kind {job.kind!r}")
+
+
+def _tensors(out) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in _tensors(o)]
+    return []
+
+
+def _measure_network(job, iterations: int) -> dict:
+    from .device import DEVICE, autocast
+    net, batch, size, steps = _network_of(job)
+    net.to(DEVICE).train()
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    x = torch.randn(batch, 3, size, size, device=DEVICE)
+
+    def step():
+        with autocast():
+            loss = sum(t.float().square().mean() for t in _tensors(net(x)) if t.is_floating_point())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()  # unmeasured: allocations, kernels chosen
+    with _measured() as train:
+        for _ in range(iterations):
+            step()
+    net.eval()
+    with torch.no_grad(), autocast(), _measured() as evaluation:
+        net(x)
+    return {"params": sum(p.numel() for p in net.parameters()), "iterations": steps,
+            "measured_iterations": iterations, "flops_per_iteration": train["flops"] / iterations,
+            "cpu_seconds_per_iteration": train["seconds"] / iterations, "peak_mib": train["peak_mib"],
+            "eval_flops": evaluation["flops"], "eval_seconds": evaluation["seconds"]}
+
+
+# --- the driver ----------------------------------------------------------------------------------------------
+def _size_and_batch(job) -> tuple[int, int]:
+    cfg = job.config
+    if job.kind == "oracle":
+        from .oracles import oracle_configs
+        name, size, profile, seed = cfg
+        return size, oracle_configs(profile, size, seed)[name].batch_size
+    if job.kind == "critic-curve":
+        cfg = cfg[0]
+    return getattr(cfg, "image_size", 0), getattr(cfg, "parser_batch" if job.kind == "hier-parser" else "batch_size", 0)
+
+
+def measure(job, iterations: int = 2) -> DryRun:
+    """One job of :func:`faceedit_nb.prebuild.shared_jobs` measured in this process (see the module docstring)."""
+    if iterations < 1:
+        raise ValueError(f"iterations must be at least 1; got {iterations}")
+    gan = job.kind not in ("oracle", "hier-parser", "lssl-parser", "critic-curve")
+    result = _measure_gan(job, iterations) if gan else _measure_network(job, iterations)
+    size, batch = _size_and_batch(job)
+    return DryRun(label=job.label, kind=job.kind, image_size=size, batch_size=batch, **result)
+
+
+def _measure_in_process(job, iterations: int, threads: int | None) -> dict:
+    if threads:
+        torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory(prefix="faceedit-dryrun-") as tmp:
+        os.environ["FACEEDIT_CACHE"] = tmp  # nothing of a dry run reaches the real model cache
+        return measure(job, iterations).__dict__
+
+
+def dry_run(profile: str = "paper", *, only: str = "", iterations: int = 2, threads: int | None = None,
+            stream=None, jobs=None) -> list[DryRun]:
+    """Measure every shared model of ``profile`` (or those whose label contains ``only``), each in a fresh
+    process (so that one model's memory is not another's), printing one line per model as it ends."""
+    from . import prebuild
+    stream = stream or sys.stdout
+    jobs = [j for j in (jobs if jobs is not None else prebuild.shared_jobs(profile)) if only.lower() in j.label.lower()]
+    if not jobs:
+        raise ValueError(f"no {profile}-profile model's label contains {only!r}")
+    ctx = multiprocessing.get_context("spawn")
+    rows = []
+    for job in jobs:
+        with ctx.Pool(1) as pool:
+            row = DryRun(**pool.apply(_measure_in_process, (job, iterations, threads)))
+        rows.append(row)
+        print(f"  {row.label}: {row.params / 1e6:.1f} M parameters, {row.flops_per_iteration / 1e9:.1f} GFLOP per "
+              f"iteration, {row.cpu_seconds_per_iteration:.1f} CPU s per iteration, peak +{row.peak_mib:.0f} MiB, "
+              f"{row.iterations:,} iterations: T4 ~{row.gpu_hours('T4'):.1f} h, A100 ~{row.gpu_hours('A100'):.1f} h "
+              "(estimates)", file=stream, flush=True)
+    return rows
+
+
+def calibration(rows: list[DryRun]) -> list[dict]:
+    """What :data:`CALIBRATION` implies, with the FLOPs per iteration this dry run measured for a paper-profile
+    StarGAN (8 expressions, 128 px, batch 16), scaled to each report's batch."""
+    star = [r for r in rows if r.kind == "stargan" and r.image_size == 128 and r.label.startswith("StarGAN (exp")]
+    if not star:
+        return []
+    per_sample = star[0].flops_per_iteration / star[0].batch_size
+    out = []
+    for c in CALIBRATION:
+        flops = per_sample * c["batch_size"] * c["iterations"]
+        out.append({**c, "implied_efficiency": flops / (c["hours"] * 3600 * c["gpu_fp32"])})
+    return out
+
+
+def format_table(rows: list[DryRun]) -> str:
+    """The dry run as a Markdown table (the README's)."""
+    head = ("| model | px | batch | parameters | GFLOP / iteration | CPU s / iteration | peak memory (CPU) | "
+            "paper iterations | T4 hours (est.) | A100 hours (est.) |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r.label} | {r.image_size} | {r.batch_size} | {r.params / 1e6:.2f} M | "
+                     f"{r.flops_per_iteration / 1e9:.1f} | {r.cpu_seconds_per_iteration:.2f} | "
+                     f"{r.peak_mib:,.0f} MiB | {r.iterations:,} | {r.gpu_hours('T4'):,.1f} | "
+                     f"{r.gpu_hours('A100'):,.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m faceedit_nb.dryrun", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="paper", choices=("smoke", "cpu", "paper"))
+    ap.add_argument("--only", default="", help="measure the models whose label contains this text")
+    ap.add_argument("--iterations", type=int, default=2, help="measured training iterations (at least one cycle)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--json", default="", help="also write the rows to this JSON file")
+    args = ap.parse_args(argv)
+    try:
+        rows = dry_run(args.profile, only=args.only, iterations=args.iterations, threads=args.threads)
+    except ValueError as exc:
+        ap.error(str(exc))
+    print()
+    print(format_table(rows))
+    print("\nGPU hours: iterations x FLOPs / (peak x efficiency): "
+          + ", ".join(f"{g} {p / 1e12:.0f} TFLOP/s at {EFFICIENCY[g]:.0%}" for g, p in GPUS.items())
+          + ". Estimates, not measurements.")
+    for c in calibration(rows):
+        print(f"calibration: {c['source']}: {c['implied_efficiency']:.0%} of its GPU's fp32 peak")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([r.__dict__ for r in rows], f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

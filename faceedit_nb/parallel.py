@@ -1,0 +1,127 @@
+"""Train one model of the book data-parallel, one process per GPU (gloo processes on a CPU), and store it in the
+model cache, where the chapters find it:
+
+    torchrun --nproc_per_node 4 -m faceedit_nb.parallel --method stargan --profile paper
+    torchrun --nproc_per_node 2 -m faceedit_nb.parallel --method attgan --set batch_size=64 --outdir /content/drive/runs
+
+How the processes share the work (the batch split, gradients averaged, one writer, resuming on any number of
+processes) is :mod:`faceedit_nb.distributed`. Kept apart from it so that the engine, which every chapter
+imports, does not import every method.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Sequence
+
+import torch.distributed as dist
+
+from .distributed import init_from_env, is_main
+
+__all__ = ["METHODS", "config_from_args", "train", "main"]
+
+
+def _methods() -> dict[str, tuple]:
+    """method -> (config class, load function); the load function trains through the model cache."""
+    from .papers import attgan, defgan, ganimation, lssl, relative_au, secgan, stargan
+    from .papers import seg_hierarchical as S
+    return {
+        "stargan": (stargan.StarGANConfig, stargan.load_stargan),
+        "ganimation": (ganimation.GANimationConfig, ganimation.load_ganimation),
+        "attgan": (attgan.AttGANConfig, attgan.load_attgan),
+        "hierarchical": (S.HierarchicalConfig, S.load_hierarchical),
+        "secgan-stargan": (secgan.SeCGANStarGANConfig, secgan.load_secgan),
+        "secgan-attgan": (secgan.SeCGANAttGANConfig, secgan.load_secgan),
+        "relative_au": (relative_au.RelativeAUConfig, relative_au.load_relative_au),
+        "defgan": (defgan.DefGANConfig, defgan.load_defgan),
+        "lssl": (lssl.LSSLConfig, lssl.load_lssl),
+    }
+
+
+METHODS = ("stargan", "ganimation", "attgan", "hierarchical", "secgan-stargan", "secgan-attgan", "relative_au",
+           "defgan", "lssl")
+
+
+def _parse_value(text: str, current: Any) -> Any:
+    """A ``--set`` value in the type of the field's current value."""
+    if isinstance(current, bool):
+        if text.lower() in ("1", "true", "yes"):
+            return True
+        if text.lower() in ("0", "false", "no"):
+            return False
+        raise ValueError(f"expected true or false, got {text!r}")
+    if isinstance(current, int):
+        return int(text)
+    if isinstance(current, float):
+        return float(text)
+    if isinstance(current, tuple):
+        return tuple(type(current[0])(v) if current else v for v in text.split(","))
+    return text
+
+
+def config_from_args(method: str, profile: str, settings: Sequence[str]):
+    """The config of ``method`` at ``profile`` with ``key=value`` settings (each in its field's type)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    cls = _methods()[method][0]
+    cfg = cls.profile(profile)
+    changes = {}
+    for item in settings:
+        key, sep, text = item.partition("=")
+        if not sep or key not in cfg.__dataclass_fields__:
+            fields = ", ".join(cfg.__dataclass_fields__)
+            raise ValueError(f"--set {item!r}: expected key=value with a field of {cls.__name__} ({fields})")
+        try:
+            changes[key] = _parse_value(text, getattr(cfg, key))
+        except ValueError as exc:
+            raise ValueError(f"--set {item!r}: {exc}") from None
+    return cls.profile(profile, **changes)
+
+
+def train(method: str, cfg, *, outdir=None, cache_dir=None, threads: int | None = None):
+    """Train (or load) ``cfg`` with every process of the group: what each chapter's ``load_<method>`` does, the
+    model cache included, so that the chapters find the result. The oracles a learning curve needs are loaded
+    first, by every process together (process 0 measures the curve's points alone)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    load = _methods()[method][1]
+    if getattr(cfg, "curve_every", 0):
+        from .oracles import load_oracles
+        load_oracles(size=cfg.image_size, profile=cfg.curve_oracles, verbose=is_main())
+    return load(cfg, outdir=outdir, progress=is_main(), cache_dir=cache_dir, threads=threads)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="torchrun --nproc_per_node N -m faceedit_nb.parallel",
+        description="Train one model of the book data-parallel (one process per GPU; gloo on the CPU) and store it "
+                    "in the model cache, where the chapters find it.")
+    ap.add_argument("--method", required=True, choices=METHODS)
+    ap.add_argument("--profile", default="paper", choices=("smoke", "cpu", "paper"))
+    ap.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                    help="change a config field (repeatable), e.g. --set batch_size=32")
+    ap.add_argument("--outdir", default=None, help="where the run directory goes (default: the cache's runs/); on "
+                    "Colab, a folder on Google Drive, so that a new session resumes the run")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
+    args = ap.parse_args(argv)
+    try:
+        cfg = config_from_args(args.method, args.profile, args.settings)
+    except ValueError as exc:
+        ap.error(str(exc))
+    size = init_from_env()
+    if is_main():
+        print(f"faceedit_nb.parallel: {args.method} ({args.profile}) on {size} process(es), global batch "
+              f"{getattr(cfg, 'batch_size', '?')}", flush=True)
+    try:
+        trained = train(args.method, cfg, outdir=args.outdir, threads=args.threads)
+        if is_main():
+            print(f"trained {args.method}: {len(trained.stats)} stats rows, {trained.train_seconds:.1f} s of training",
+                  flush=True)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
