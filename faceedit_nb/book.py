@@ -976,11 +976,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-strict", action="store_true", help="build without -W (warnings not errors)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="chapters executed at once, each in its own kernel (default 1; make book: 2)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="execute nothing: build every model the chapters train at --profile, run two training "
+                             "iterations and one evaluation batch of each on this machine, and print what the whole "
+                             "runs would cost on a GPU (faceedit_nb.dryrun; --only NAME: models whose label holds NAME)")
     parser.add_argument("--notebooks-dir", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--book-dir", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--build-dir", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--profiles-file", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.dry_run:
+        from . import dryrun
+        return dryrun.main(["--profile", args.profile] + [a for name in args.only or [] for a in ("--only", name)])
 
     kw = {k: v for k, v in {"notebooks_dir": args.notebooks_dir, "book_dir": args.book_dir,
                             "build_dir": args.build_dir, "profiles_file": args.profiles_file}.items() if v}

@@ -1,4 +1,5 @@
-"""The device, chosen once, and the mixed-precision policy: bf16 autocast on CPU, fp16 AMP on CUDA.
+"""The device, chosen once, and the mixed-precision policy: bf16 autocast on a CPU that computes it, on CUDA bf16
+where the GPU has it (Ampere and later: A100, L4) and fp16 with a gradient scaler otherwise (T4, V100).
 
 bf16 on the CPU only where the CPU computes in bf16 (oneDNN's check: AVX-512 BF16 or AMX). Elsewhere
 oneDNN emulates it, and a StarGAN critic step at 64 px took 2.85 s in bf16 against 0.093 s in fp32 on an
@@ -10,7 +11,13 @@ AVX2-only AMD EPYC (31x slower, measured), so there the policy is fp32.
 
 ``FACEEDIT_DEVICE=cpu`` (or ``cuda``, ``cuda:1``) overrides the choice; ``FACEEDIT_AUTOCAST=0`` turns
 mixed precision off (fp32 everywhere), e.g. to compare against it in a benchmark; ``FACEEDIT_AUTOCAST=bf16``
-uses bf16 on a CPU even without native support.
+uses bf16 on a CPU even without native support, ``FACEEDIT_AUTOCAST=fp16`` fp16 on a GPU that has bf16.
+
+Two more switches of the training engine, for GPUs (:func:`channels_last_default`, :func:`compiled_models`): the
+networks in channels-last memory layout (``FACEEDIT_CHANNELS_LAST``: on by default on CUDA, off on the CPU) and
+``torch.compile`` of named networks (``FACEEDIT_COMPILE=G``; off by default). On the CPU nothing changes unless
+asked: channels-last made the GANs' steps 0.75-1.07x as fast here (``benchmarks/channels_last.py``), and a
+compiled critic cannot take the gradient penalty's double backward.
 """
 from __future__ import annotations
 
@@ -22,7 +29,7 @@ import numpy as np
 import torch
 
 __all__ = ["DEVICE", "pick_device", "autocast", "autocast_dtype", "cpu_has_native_bf16", "memory_layout",
-           "seed_everything", "grad_scaler", "torch_threads"]
+           "channels_last_default", "compiled_models", "seed_everything", "grad_scaler", "torch_threads"]
 
 
 def pick_device() -> torch.device:
@@ -52,13 +59,45 @@ def memory_layout(channels_last: bool) -> torch.memory_format:
 
 
 def autocast_dtype(device: torch.device | str = DEVICE) -> torch.dtype | None:
-    """fp16 on CUDA; bf16 on a CPU with native bf16; None (fp32) on other CPUs or when turned off."""
+    """On CUDA bf16 where the GPU computes it, else fp16 (the engine then scales the losses); bf16 on a CPU with
+    native bf16; None (fp32) on other CPUs or when turned off (``FACEEDIT_AUTOCAST``)."""
     flag = os.environ.get("FACEEDIT_AUTOCAST", "1")
     if flag == "0":
         return None
     if torch.device(device).type == "cuda":
-        return torch.float16
+        if flag == "fp16":
+            return torch.float16
+        return torch.bfloat16 if flag == "bf16" or torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if flag == "bf16" or cpu_has_native_bf16() else None
+
+
+def _switch(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("", "default"):
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}={value!r}: use 1 (on) or 0 (off)")
+
+
+def channels_last_default(device: torch.device | str = DEVICE) -> bool:
+    """Whether the engine trains in channels-last layout: ``FACEEDIT_CHANNELS_LAST`` (1 / 0), else on CUDA only
+    (tensor cores read NHWC; on this project's CPUs it did not speed the GANs up)."""
+    return _switch("FACEEDIT_CHANNELS_LAST", torch.device(device).type == "cuda")
+
+
+def compiled_models() -> tuple[str, ...]:
+    """The networks the engine compiles with ``torch.compile``: ``FACEEDIT_COMPILE`` names them, comma-separated
+    (``G``; ``1`` means ``G``, the generator), none by default. Only networks without the gradient penalty's double
+    backward through them can be compiled (so not the critics)."""
+    value = os.environ.get("FACEEDIT_COMPILE", "").strip()
+    if value.lower() in ("", "0", "false", "no", "off"):
+        return ()
+    if value.lower() in ("1", "true", "yes", "on"):
+        return ("G",)
+    return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
 def autocast(device: torch.device | str = DEVICE, enabled: bool = True):

@@ -8,10 +8,11 @@ way NVlabs/stylegan2-ada-pytorch's training loop does it without a DDP wrapper:
 * **one global batch.** ``batch_size`` stays the paper's batch, split over the processes: every process asks the
   data for the whole batch of the step (a function of the step) and keeps its slice (:func:`shard`), so
   ``batch_size`` must be a multiple of the number of processes;
-* **gradients averaged** after every backward pass (:func:`average_gradients`), before the optimiser steps: every
-  loss of the book is a mean over the batch's samples, so the average of the processes' gradients is the
-  gradient of the whole batch. The gradient penalty's double backward stays inside each process, and the
-  ``n_critic`` schedule is a function of the step, the same in every process;
+* **gradients averaged** after every backward pass (:func:`average_gradients`), before the optimiser steps: a loss
+  that is a mean over the batch's samples has the mean of the processes' gradients as its whole-batch gradient;
+  the losses that sum over the batch (the total variations) or divide by it twice (GANimation's ``MSE / B``) are
+  written with :func:`batch_sum` and :func:`global_batch`. The gradient penalty's double backward stays inside
+  each process, and the ``n_critic`` schedule is a function of the step, the same in every process;
 * **randomness drawn for the whole batch.** Each process holds the same random state and draws what a single
   process would draw for the whole batch, then keeps its slice: the points of the gradient penalty
   (:func:`uniform`) and the shuffled target labels (:func:`shuffled`: the batch's labels are gathered first).
@@ -19,10 +20,12 @@ way NVlabs/stylegan2-ada-pytorch's training loop does it without a DDP wrapper:
   every process's random state stays that of the single process;
 * **batch statistics over the whole batch**: the BatchNorm layers of a trained model (AttGAN's generator, the
   parsers trained end to end) normalise with the statistics of the global batch (:func:`sync_batch_norm`;
-  torch's ``SyncBatchNorm`` runs on GPUs only, this one also on the CPU);
+  torch's ``SyncBatchNorm`` runs on GPUs only, this one also on the CPU); the running statistics of instance
+  norms (StarGAN's) and the logged losses are averaged over the processes after each iteration;
 * **one writer.** Process 0 writes the run directory (options, stats, samples, snapshots) and the model cache;
   every process resumes from the same snapshot, so a run resumes on any number of processes, and a run killed
-  (SIGKILL included) continues from its last snapshot when the same command is run again.
+  (SIGKILL included; a worker dies with its launcher) continues from its last snapshot when the same command is
+  run again.
 
 On one process (no torchrun) every function here is what the code did before: :func:`shuffled` and
 :func:`uniform` draw the same numbers, :func:`shard` and :func:`average_gradients` do nothing.
@@ -162,10 +165,11 @@ def global_batch(n: int) -> int:
     return n * world_size()
 
 
-def batch_sum(total: torch.Tensor) -> torch.Tensor:
-    """A loss summed over the batch's samples (the total variations of GANimation and DefGAN), as this process
-    contributes it to the whole batch's sum: the engine averages the processes' gradients, so the local sum is
-    scaled by their number (one process: ``total`` itself)."""
+def batch_sum(total):
+    """A loss (or a logged count) summed over the batch's samples (the total variations of GANimation and DefGAN,
+    Bodur et al.'s parts not found), as this process contributes it to the whole batch's sum: the engine averages
+    the processes' gradients and logged values, so the local sum is scaled by their number (one process:
+    ``total`` itself)."""
     size = world_size()
     return total if size == 1 else total * size
 

@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from unittest import mock
 
 import torch
@@ -61,6 +62,15 @@ CALIBRATION = [
 # The share of each GPU's tensor peak the estimates assume (the module docstring says why).
 EFFICIENCY = {"T4": 0.10, "A100": 0.05}
 
+# Training images of the papers' own data sets, for the methods whose schedule is in epochs: on SynthFaces'
+# 3,200 training faces the paper profile runs the papers' epochs, far fewer iterations than the papers did.
+PAPER_DATA = {
+    "ganimation": (190_000, "EmotioNet subset of 190k images (DefGAN's Sec. 4.1: GANimation on the same subset)"),
+    "defgan": (190_000, "EmotioNet subset of 190k images (DefGAN, Sec. 4.1)"),
+    "relative_au": (200_000, "AffectNet subset of 200,000 samples (Ling et al., Sec. 4)"),
+    "attgan": (182_000, "CelebA's training split, 182,000 images (AttGAN-PyTorch; SeCGAN: ~1.1M iterations)"),
+}
+
 
 @dataclass
 class DryRun:
@@ -78,11 +88,17 @@ class DryRun:
     eval_flops: float = 0.0
     eval_seconds: float = 0.0
     measured_iterations: int = 0
+    series: str = ""      # the chapter or series that trains it (:func:`series_of`)
+    key: str = ""         # the hash of its config (a dry run of another config is another row)
+    paper_data_iterations: int = 0  # an epoch schedule's iterations on the paper's own data set (0: not epochs)
+    paper_data: str = ""            # that data set (:data:`PAPER_DATA`)
 
-    def gpu_hours(self, gpu: str, efficiency: float | None = None) -> float:
-        """Estimated hours of the paper's whole run on ``gpu`` (at :data:`EFFICIENCY` of its peak by default)."""
+    def gpu_hours(self, gpu: str, efficiency: float | None = None, *, paper_data: bool = False) -> float:
+        """Estimated hours of the paper profile's whole run on ``gpu`` (at :data:`EFFICIENCY` of its peak by
+        default); ``paper_data``: of the run on the paper's own data set (an epoch schedule's; else the same)."""
         efficiency = EFFICIENCY[gpu] if efficiency is None else efficiency
-        return self.iterations * self.flops_per_iteration / (GPUS[gpu] * efficiency) / 3600
+        n = self.paper_data_iterations if paper_data and self.paper_data_iterations else self.iterations
+        return n * self.flops_per_iteration / (GPUS[gpu] * efficiency) / 3600
 
 
 class _Done(Exception):
@@ -94,15 +110,17 @@ class _Done(Exception):
 
 
 # --- memory ------------------------------------------------------------------------------------------------
-def _rss_mib() -> float:
+def _status_mib(field: str) -> float:
+    """A memory figure of this process from ``/proc/self/status`` (``VmRSS``: now; ``VmHWM``: the peak), MiB."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return float("nan")
+    import resource  # not Linux: the process's peak, never reset
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _reset_peak() -> bool:
@@ -113,18 +131,6 @@ def _reset_peak() -> bool:
         return True
     except OSError:
         return False
-
-
-def _peak_mib() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class _FlopCount(TorchDispatchMode):
@@ -151,13 +157,13 @@ def _measured():
     """``{"flops", "seconds", "peak_mib"}`` of the block: torch's FLOP count, wall time, resident-set growth."""
     out = {}
     _reset_peak()
-    base = _rss_mib()
+    base = _status_mib("VmRSS")
     start = time.perf_counter()
     with _FlopCount() as counter:
         yield out
     out["seconds"] = time.perf_counter() - start
     out["flops"] = float(counter.total)
-    out["peak_mib"] = max(0.0, _peak_mib() - base)
+    out["peak_mib"] = max(0.0, _status_mib("VmHWM") - base)
 
 
 # --- the GAN models: the engine's loop, stopped after the measured iterations --------------------------------
@@ -256,6 +262,20 @@ def _small_data(cfg):
     return replace(cfg, **changes) if changes else cfg
 
 
+def schedule(job) -> tuple[int, int, str]:
+    """``(iterations at the profile, iterations on the paper's data set or 0, that data set)`` of a GAN job."""
+    cfg = job.config
+    total = cfg.total_steps if hasattr(cfg, "total_steps") else cfg.steps
+    if hasattr(cfg, "nepochs_decay"):  # GANimation and the methods that extend it
+        epochs, family = cfg.nepochs_no_decay + cfg.nepochs_decay, job.kind
+    elif hasattr(cfg, "epochs") and hasattr(cfg, "n_d"):  # AttGAN, STGAN, SeCGAN on AttGAN
+        epochs, family = cfg.epochs, "attgan"
+    else:
+        return total, 0, ""
+    images, source = PAPER_DATA["ganimation" if family == "ganimation" else family]
+    return total, epochs * (images // cfg.batch_size), source
+
+
 def _measure_gan(job, iterations: int) -> dict:
     from . import prebuild
     from .train import Trainer
@@ -263,8 +283,9 @@ def _measure_gan(job, iterations: int) -> dict:
     with _stand_ins(), mock.patch.object(Trainer, "run", _measuring_run(iterations)):
         try:
             prebuild._run(replace(job, config=cfg))
-        except _Done as done:
-            return done.result
+        except _Done as done:  # the iterations of the job's own config, not of the few faces measured
+            total, on_paper_data, source = schedule(job)
+            return {**done.result, "iterations": total, "paper_data_iterations": on_paper_data, "paper_data": source}
     raise RuntimeError(f"{job.label}: its training finished without reaching the engine's loop")
 
 
@@ -340,6 +361,17 @@ def _size_and_batch(job) -> tuple[int, int]:
     return getattr(cfg, "image_size", 0), getattr(cfg, "parser_batch" if job.kind == "hier-parser" else "batch_size", 0)
 
 
+def series_of(job) -> str:
+    """The chapter (``baselines/stargan``, ``evaluation``) or series (``secgan``) whose notebooks train ``job``."""
+    if job.kind == "oracle":
+        return "defgan" if "Eq. 12" in job.label else "evaluation"
+    if job.kind in ("hier-parser", "hierarchical") or "the series'" in job.label:
+        return "seg_hierarchical"
+    return {"stargan": "baselines/stargan", "critic-curve": "baselines/stargan", "ganimation": "baselines/ganimation",
+            "attgan": "baselines/attgan", "relative_au": "relative_au", "defgan": "defgan", "secgan": "secgan",
+            "lssl": "lssl", "lssl-parser": "lssl"}[job.kind]
+
+
 def measure(job, iterations: int = 2) -> DryRun:
     """One job of :func:`faceedit_nb.prebuild.shared_jobs` measured in this process (see the module docstring)."""
     if iterations < 1:
@@ -347,7 +379,8 @@ def measure(job, iterations: int = 2) -> DryRun:
     gan = job.kind not in ("oracle", "hier-parser", "lssl-parser", "critic-curve")
     result = _measure_gan(job, iterations) if gan else _measure_network(job, iterations)
     size, batch = _size_and_batch(job)
-    return DryRun(label=job.label, kind=job.kind, image_size=size, batch_size=batch, **result)
+    return DryRun(label=job.label, kind=job.kind, image_size=size, batch_size=batch, series=series_of(job),
+                  key=job.key[1], **result)
 
 
 def _measure_in_process(job, iterations: int, threads: int | None) -> dict:
@@ -358,15 +391,17 @@ def _measure_in_process(job, iterations: int, threads: int | None) -> dict:
         return measure(job, iterations).__dict__
 
 
-def dry_run(profile: str = "paper", *, only: str = "", iterations: int = 2, threads: int | None = None,
+def dry_run(profile: str = "paper", *, only=(), iterations: int = 2, threads: int | None = None,
             stream=None, jobs=None) -> list[DryRun]:
-    """Measure every shared model of ``profile`` (or those whose label contains ``only``), each in a fresh
-    process (so that one model's memory is not another's), printing one line per model as it ends."""
+    """Measure every shared model of ``profile`` (or those whose label contains one of the texts of ``only``),
+    each in a fresh process (so that one model's memory is not another's), printing a line per model as it ends."""
     from . import prebuild
     stream = stream or sys.stdout
-    jobs = [j for j in (jobs if jobs is not None else prebuild.shared_jobs(profile)) if only.lower() in j.label.lower()]
+    only = [only] if isinstance(only, str) else list(only)
+    jobs = [j for j in (jobs if jobs is not None else prebuild.shared_jobs(profile))
+            if not only or any(o.lower() in j.label.lower() for o in only)]
     if not jobs:
-        raise ValueError(f"no {profile}-profile model's label contains {only!r}")
+        raise ValueError(f"no {profile}-profile model's label contains {' or '.join(map(repr, only))}")
     ctx = multiprocessing.get_context("spawn")
     rows = []
     for job in jobs:
@@ -394,26 +429,66 @@ def calibration(rows: list[DryRun]) -> list[dict]:
     return out
 
 
+def update_costs(rows: list[DryRun], path=None, *, threads: int | None = None) -> str:
+    """Merge ``rows`` into the chapters' record of paper-profile costs (:data:`faceedit_nb.paper_scale.COSTS_FILE`,
+    a Python module), replacing the rows of the same labels, with when and where they were measured and the
+    efficiencies used."""
+    import platform
+    import pprint
+    from .paper_scale import COSTS_FILE, load_costs
+    path = path or COSTS_FILE
+    try:
+        old = load_costs(path)["rows"]
+    except (FileNotFoundError, KeyError):
+        old = []
+    new = {r.label: r.__dict__ for r in rows}
+    merged = [new.pop(r["label"], r) for r in old] + list(new.values())
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    record = {"measured": {"when": time.strftime("%Y-%m-%d"), "cpu": cpu, "torch": torch.__version__,
+                           "threads": threads},
+              "gpus": GPUS, "efficiency": EFFICIENCY, "calibration": calibration([DryRun(**r) for r in merged]),
+              "rows": merged}
+    text = ('"""What each paper-profile model costs: written by ``python -m faceedit_nb.dryrun --update`` (do not\n'
+            'edit; run it again for the models whose config changed). Read by :mod:`faceedit_nb.paper_scale`."""\n\n'
+            f"COSTS = {pprint.pformat(record, width=116, sort_dicts=False)}\n")
+    Path(path).write_text(text)
+    return str(path)
+
+
 def format_table(rows: list[DryRun]) -> str:
-    """The dry run as a Markdown table (the README's)."""
+    """The dry run as a Markdown table (the README's). An epoch schedule's iterations and hours are given on
+    SynthFaces' training faces and then on the paper's own data set."""
     head = ("| model | px | batch | parameters | GFLOP / iteration | CPU s / iteration | peak memory (CPU) | "
-            "paper iterations | T4 hours (est.) | A100 hours (est.) |")
+            "iterations | T4 hours (est.) | A100 hours (est.) |")
     lines = [head, "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def both(r, fmt):
+        return fmt(False) + (f" / {fmt(True)}" if r.paper_data_iterations else "")
     for r in rows:
+        its = both(r, lambda p: f"{r.paper_data_iterations if p else r.iterations:,}")
+        t4 = both(r, lambda p: f"{r.gpu_hours('T4', paper_data=p):,.1f}")
+        a100 = both(r, lambda p: f"{r.gpu_hours('A100', paper_data=p):,.1f}")
         lines.append(f"| {r.label} | {r.image_size} | {r.batch_size} | {r.params / 1e6:.2f} M | "
-                     f"{r.flops_per_iteration / 1e9:.1f} | {r.cpu_seconds_per_iteration:.2f} | "
-                     f"{r.peak_mib:,.0f} MiB | {r.iterations:,} | {r.gpu_hours('T4'):,.1f} | "
-                     f"{r.gpu_hours('A100'):,.1f} |")
+                     f"{r.flops_per_iteration / 1e9:,.1f} | {r.cpu_seconds_per_iteration:.2f} | "
+                     f"{r.peak_mib:,.0f} MiB | {its} | {t4} | {a100} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m faceedit_nb.dryrun", description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="paper", choices=("smoke", "cpu", "paper"))
-    ap.add_argument("--only", default="", help="measure the models whose label contains this text")
+    ap.add_argument("--only", action="append", default=[], help="measure the models whose label contains this "
+                    "text (repeatable)")
     ap.add_argument("--iterations", type=int, default=2, help="measured training iterations (at least one cycle)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--json", default="", help="also write the rows to this JSON file")
+    ap.add_argument("--update", action="store_true", help="write the rows into faceedit_nb/paper_costs.json (the "
+                    "chapters' estimates), replacing the rows of the same models")
     args = ap.parse_args(argv)
     try:
         rows = dry_run(args.profile, only=args.only, iterations=args.iterations, threads=args.threads)
@@ -429,6 +504,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump([r.__dict__ for r in rows], f, indent=1)
+    if args.update:
+        path = update_costs(rows, threads=args.threads)
+        print(f"wrote {len(rows)} rows into {path}")
     return 0
 
 

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import torch.distributed as dist
 
 from .distributed import init_from_env, is_main
+from .paper_scale import use_storage
 
 __all__ = ["METHODS", "config_from_args", "train", "main"]
 
@@ -100,8 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="paper", choices=("smoke", "cpu", "paper"))
     ap.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                     help="change a config field (repeatable), e.g. --set batch_size=32")
-    ap.add_argument("--outdir", default=None, help="where the run directory goes (default: the cache's runs/); on "
-                    "Colab, a folder on Google Drive, so that a new session resumes the run")
+    ap.add_argument("--storage", default="", help="folder of the runs and trained models, as the chapters' "
+                    "storage parameter (default: $FACEEDIT_CACHE or ~/.cache/faceedit-nb); on Colab one on Google "
+                    "Drive, so that a new session resumes the run")
+    ap.add_argument("--outdir", default=None, help="only the run directories elsewhere (default: storage's runs/)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
     args = ap.parse_args(argv)
     try:
@@ -109,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         ap.error(str(exc))
     size = init_from_env()
+    batch = getattr(cfg, "batch_size", 0)
+    if size > 1 and batch % size:
+        ap.error(f"the global batch of {batch} does not split over {size} processes: --set batch_size=<a multiple of "
+                 f"{size}>, or --nproc_per_node a divisor of {batch}")
+    use_storage(args.storage)
     if is_main():
         print(f"faceedit_nb.parallel: {args.method} ({args.profile}) on {size} process(es), global batch "
               f"{getattr(cfg, 'batch_size', '?')}", flush=True)

@@ -169,6 +169,18 @@ def _to_device(batch: Any, dev: torch.device) -> Any:
     return batch
 
 
+def _channels_last(batch: Any) -> Any:
+    """The batch's images (4-d floating-point tensors) in channels-last layout."""
+    if isinstance(batch, torch.Tensor):
+        return batch.contiguous(memory_format=torch.channels_last) if batch.dim() == 4 and batch.is_floating_point() \
+            else batch
+    if isinstance(batch, Mapping):
+        return {k: _channels_last(v) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_channels_last(v) for v in batch)
+    return batch
+
+
 def _number(v: Any) -> float:
     return float(v.detach().float().item()) if isinstance(v, torch.Tensor) else float(v)
 
@@ -240,6 +252,12 @@ class Trainer:
         threads: torch CPU threads while running (default: leave torch's setting). On a machine shared
             with other jobs, 1 thread per process avoids OpenMP slowing to a crawl when threads outnumber
             free cores; results can differ in the last bits between thread counts.
+        channels_last: train the networks and the batches' images in channels-last layout (default:
+            :func:`faceedit_nb.device.channels_last_default`: on CUDA, not on the CPU).
+        compile: names of the models to ``torch.compile`` in place (default:
+            :func:`faceedit_nb.device.compiled_models`, ``FACEEDIT_COMPILE``; none). Not a critic: the gradient
+            penalty's double backward does not go through compiled graphs. ``compile_backend``: its backend
+            (``FACEEDIT_COMPILE_BACKEND``, else "inductor").
     """
 
     def __init__(self, models: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer], *,
@@ -249,7 +267,8 @@ class Trainer:
                  snapshot_every: int = 1000, log_every: int = 50, sample_every: int = 0, keep_snapshots: int = 2,
                  generators: Mapping[str, torch.Generator] | None = None, deterministic: bool = False,
                  resume: bool = True, progress: bool = True, threads: int | None = None,
-                 device: torch.device | str | None = None):
+                 device: torch.device | str | None = None, channels_last: bool | None = None,
+                 compile: tuple[str, ...] | list[str] | None = None, compile_backend: str | None = None):
         if total_steps < 0:
             raise ValueError(f"total_steps must be >= 0; got {total_steps}")
         for name, every in (("snapshot_every", snapshot_every), ("log_every", log_every)):
@@ -262,10 +281,25 @@ class Trainer:
         # data-parallel training (faceedit_nb.distributed): every process runs this loop on its slice of the batch
         self.world, self.rank = _dist.world_size(), _dist.rank()
         self.main = self.world == 1 or self.rank == 0  # the one process that writes the run directory
+        self.channels_last = _device.channels_last_default(self.device) if channels_last is None else channels_last
         for m in self.models.values():
-            m.to(self.device)
+            m.to(self.device, memory_format=torch.channels_last) if self.channels_last else m.to(self.device)
             if self.world > 1:
                 _dist.sync_batch_norm(m)
+        if compile is None:  # FACEEDIT_COMPILE names networks of every method at once: those this run has
+            wanted = _device.compiled_models()
+            self.compiled = tuple(k for k in wanted if k in self.models)
+            if wanted and not self.compiled:
+                warnings.warn(f"FACEEDIT_COMPILE={','.join(wanted)} names none of this run's models "
+                              f"({', '.join(sorted(self.models))}): nothing is compiled", stacklevel=2)
+        else:
+            self.compiled = tuple(compile)
+            unknown = [k for k in self.compiled if k not in self.models]
+            if unknown:
+                raise KeyError(f"compile names unknown model(s) {unknown}; have {sorted(self.models)}")
+        backend = compile_backend or os.environ.get("FACEEDIT_COMPILE_BACKEND", "inductor")
+        for k in self.compiled:  # in place: the module and its state-dict keys stay the same
+            self.models[k].compile(backend=backend)
         self.optimizers = dict(optimizers)
         for opt in self.optimizers.values():
             for g in opt.param_groups:
@@ -616,6 +650,8 @@ class Trainer:
         if self.world > 1:  # every process gets the global batch of the step and keeps its slice
             batch = _dist.shard(batch, self.world, self.rank)
         batch = _to_device(batch, self.device)
+        if self.channels_last:
+            batch = _channels_last(batch)
         with self.autocast():
             losses = step_fn(batch, i)
         values = {k: _number(v) for k, v in (losses or {}).items()}

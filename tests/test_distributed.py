@@ -92,6 +92,29 @@ BATCH_NORM = textwrap.dedent("""
 """)
 
 
+# Process 0 measures a learning-curve point alone while process 1 waits for it; torchmetrics would try to gather
+# its states from both (a deadlock) unless the metrics are local.
+ALONE = textwrap.dedent("""
+    import sys
+    import torch
+    from faceedit_nb import distributed as D
+    from faceedit_nb.metrics.distribution import frechet_distance, kernel_distance
+    D.init_from_env()
+    if D.rank() == 0:
+        with D.alone():
+            assert D.world_size() == 1 and D.is_main()
+            torch.manual_seed(0)
+            real, fake = torch.randn(64, 8), torch.randn(64, 8) + 1
+            fid = frechet_distance(real, fake)
+            kid = kernel_distance(real, fake, subsets=2, subset_size=16)
+        open(f"{sys.argv[1]}/fid.txt", "w").write(repr(fid))
+    else:
+        assert not D.is_main() and D.world_size() == 2
+    D.barrier()
+    torch.distributed.destroy_process_group()
+""")
+
+
 def _env(cache: Path) -> dict:
     return {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "FACEEDIT_CACHE": str(cache),
             "FACEEDIT_DEVICE": "cpu"}
@@ -129,6 +152,13 @@ def test_global_batch_norm_equals_batch_norm_on_the_whole_batch(tmp_path):
         errors = json.loads((tmp_path / f"err-{r}.json").read_text())
         assert set(errors) == {"input grad", "weight grad", "bias grad", "running mean", "running var", "output"}
         assert max(errors.values()) < 1e-5, errors
+
+
+def test_process_zero_measures_alone_while_the_others_wait(tmp_path):
+    script = tmp_path / "alone.py"
+    script.write_text(ALONE)
+    _finish(_launch([str(script), str(tmp_path)], tmp_path / "cache", 2), timeout=120)
+    assert float((tmp_path / "fid.txt").read_text()) > 0
 
 
 @pytest.mark.parametrize("method, iters", [("stargan", 4), ("ganimation", 0)])

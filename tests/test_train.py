@@ -553,6 +553,65 @@ def test_cpu_autocast_is_bf16_only_where_the_cpu_computes_it(monkeypatch):
     assert dv.autocast_dtype("cpu") is None and dv.autocast_dtype("cuda") is None
 
 
+def test_gpu_autocast_is_bf16_where_the_gpu_has_it_else_fp16_with_a_scaler(monkeypatch, tmp_path):
+    from faceedit_nb import device as dv
+    monkeypatch.delenv("FACEEDIT_AUTOCAST", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)   # A100, L4
+    assert dv.autocast_dtype("cuda") == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)  # T4, V100
+    assert dv.autocast_dtype("cuda") == torch.float16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setenv("FACEEDIT_AUTOCAST", "fp16")
+    assert dv.autocast_dtype("cuda") == torch.float16
+    # the engine scales fp16 losses only: one scaler per optimiser, enabled for fp16 alone
+    net = torch.nn.Linear(2, 1)
+    opts = {"G": torch.optim.SGD(net.parameters(), lr=0.1)}
+    for precision, scaled in (("fp16", True), ("bf16", False), ("fp32", False)):
+        tr = Trainer({"G": net}, opts, total_steps=1, run_dir=tmp_path / precision, precision=precision,
+                     progress=False)
+        assert tr.scalers["G"].is_enabled() == scaled
+
+
+def test_channels_last_and_compile_are_switches_that_leave_the_cpu_as_it_was(monkeypatch, tmp_path):
+    from faceedit_nb import device as dv
+    monkeypatch.delenv("FACEEDIT_CHANNELS_LAST", raising=False)
+    monkeypatch.delenv("FACEEDIT_COMPILE", raising=False)
+    assert dv.channels_last_default("cpu") is False and dv.channels_last_default("cuda") is True
+    assert dv.compiled_models() == ()
+    monkeypatch.setenv("FACEEDIT_COMPILE", "1")
+    assert dv.compiled_models() == ("G",)
+    monkeypatch.setenv("FACEEDIT_COMPILE", "G, D_seg")
+    assert dv.compiled_models() == ("G", "D_seg")
+    monkeypatch.setenv("FACEEDIT_CHANNELS_LAST", "maybe")
+    with pytest.raises(ValueError, match="FACEEDIT_CHANNELS_LAST='maybe': use 1 .on. or 0 .off."):
+        dv.channels_last_default("cpu")
+    monkeypatch.delenv("FACEEDIT_CHANNELS_LAST")
+    monkeypatch.delenv("FACEEDIT_COMPILE")
+
+    cfg = SG.StarGANConfig.smoke(curve_every=0, precision="fp32", num_iters=4, sample_every=0)
+    runs = {}
+    for name, kwargs in (("default", {}), ("channels_last", {"channels_last": True}),
+                         ("compiled", {"compile": ("G",), "compile_backend": "eager"})):
+        nets = SG.build_stargan(cfg)
+        tr = Trainer(nets, SG.stargan_optimizers(cfg, nets), total_steps=cfg.num_iters, run_dir=tmp_path / name,
+                     options=cfg, precision="fp32", progress=False, **kwargs)
+        data = M.SynthFacesBatches(cfg.image_size, cfg.n_train, cfg.batch_size, n_identities=cfg.n_identities)
+        tr.run(lambda batch, i: SG.stargan_step(tr, cfg, batch, i), data)
+        runs[name] = tr
+    assert not runs["default"].channels_last and runs["default"].compiled == ()
+    conv = runs["channels_last"].models["G"].main[0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    base = runs["default"].export()["models"]
+    for name in ("channels_last", "compiled"):
+        other = runs[name].export()["models"]
+        assert set(other["G"]) == set(base["G"])  # the same state-dict keys: the cache and snapshots are unchanged
+        worst = max((other[k][n] - t).abs().max().item() for k in base for n, t in base[k].items()
+                    if t.is_floating_point() and "running" not in n)
+        assert worst < 1e-3, (name, worst)  # the same training, up to the convolutions' rounding
+    with pytest.raises(KeyError, match="compile names unknown model"):
+        Trainer({"G": torch.nn.Linear(2, 1)}, {}, total_steps=1, run_dir=tmp_path / "x", compile=("D",))
+
+
 def test_a_learning_curve_is_measured_without_changing_the_training(tmp_path):
     # the curve's measurement draws random numbers and runs the generator: the weights must still be those
     # of the same run without it, and the curve rows carry the step and the training clock

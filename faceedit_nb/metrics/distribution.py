@@ -26,6 +26,10 @@ from torchmetrics.image.kid import KernelInceptionDistance
 __all__ = ["Precomputed", "FeatureNet", "frechet_distance", "kernel_distance", "inception_score_from_logits",
            "extract", "fid", "kid", "inception_score"]
 
+# Every figure is measured by one process on the features it is given: torchmetrics would otherwise gather its
+# states from every process of a data-parallel group (faceedit_nb.distributed), where process 0 measures alone.
+_LOCAL = dict(sync_on_compute=False, dist_sync_on_step=False)
+
 
 class Precomputed(nn.Module):
     """A pass-through feature extractor for torchmetrics: its inputs already are ``(N, D)`` features."""
@@ -68,7 +72,7 @@ def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     Mind the sample size: FID is biased upwards for small sets, so compare FIDs of equally many images.
     """
     _check(real, fake, "FID")
-    metric = FrechetInceptionDistance(feature=Precomputed(real.shape[1]))
+    metric = FrechetInceptionDistance(feature=Precomputed(real.shape[1]), **_LOCAL)
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
     return float(metric.compute())
@@ -92,7 +96,8 @@ def kernel_distance(real: torch.Tensor, fake: torch.Tensor, subsets: int = 100, 
         subsets = 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "KID will save all extracted features in buffer"
-        metric = KernelInceptionDistance(feature=Precomputed(real.shape[1]), subsets=subsets, subset_size=size)
+        metric = KernelInceptionDistance(feature=Precomputed(real.shape[1]), subsets=subsets, subset_size=size,
+                                         **_LOCAL)
     metric.update(real.double(), real=True)  # float32 loses the near-zero values to cancellation
     metric.update(fake.double(), real=False)
     with torch.random.fork_rng(devices=[]):
@@ -110,7 +115,7 @@ def inception_score_from_logits(logits: torch.Tensor, splits: int = 10, seed: in
         raise ValueError(f"IS needs (N, C) logits with N >= splits={splits}; got {tuple(logits.shape)}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        metric = InceptionScore(feature=Precomputed(logits.shape[1]), splits=splits)
+        metric = InceptionScore(feature=Precomputed(logits.shape[1]), splits=splits, **_LOCAL)
     metric.update(logits.double())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -13,7 +13,7 @@ from ... import labels as L
 from ...cache import config_hash, is_cached, load_or_train
 from ...data.synthfaces import SynthFaces
 from ...device import DEVICE, torch_threads
-from ...distributed import shuffled
+from ...distributed import batch_sum, shuffled
 from ...methods import SynthFacesBatches, Trained, frozen, run_method, train_in_pool
 from ...metrics import confusion_matrix, iou_from_confusion
 from ...nets.parsing import train_parser
@@ -50,7 +50,7 @@ def hierarchical_step(tr: Trainer, cfg: HierarchicalConfig, batch: dict, i: int)
         fake = model.translate(x, c_trg, landmarks=landmarks)
     d = discriminator_loss(model, real_inputs(x, fake), fake, label_src)
     log = {k: v for k, v in d.items() if k != "loss"}
-    log["parts_missing"] = float(fake["missing"])
+    log["parts_missing"] = float(batch_sum(fake["missing"]))  # in the whole batch (the log averages processes)
     tr.update("D", d["loss"], log)
     if (i + 1) % cfg.n_critic == 0:
         with frozen(*model.discriminator_modules()):
