@@ -460,6 +460,10 @@ def update_costs(rows: list[DryRun], path=None, *, threads: int | None = None) -
     return str(path)
 
 
+def _hours(h: float) -> str:
+    return f"{h:.2f}" if h < 1 else f"{h:.1f}" if h < 100 else f"{h:,.0f}"
+
+
 def format_table(rows: list[DryRun]) -> str:
     """The dry run as a Markdown table (the README's). An epoch schedule's iterations and hours are given on
     SynthFaces' training faces and then on the paper's own data set."""
@@ -471,9 +475,9 @@ def format_table(rows: list[DryRun]) -> str:
         return fmt(False) + (f" / {fmt(True)}" if r.paper_data_iterations else "")
     for r in rows:
         its = both(r, lambda p: f"{r.paper_data_iterations if p else r.iterations:,}")
-        t4 = both(r, lambda p: f"{r.gpu_hours('T4', paper_data=p):,.1f}")
-        a100 = both(r, lambda p: f"{r.gpu_hours('A100', paper_data=p):,.1f}")
-        lines.append(f"| {r.label} | {r.image_size} | {r.batch_size} | {r.params / 1e6:.2f} M | "
+        t4 = both(r, lambda p: _hours(r.gpu_hours("T4", paper_data=p)))
+        a100 = both(r, lambda p: _hours(r.gpu_hours("A100", paper_data=p)))
+        lines.append(f"| {r.label} | {r.image_size} | {r.batch_size} | {r.params / 1e6:.1f} M | "
                      f"{r.flops_per_iteration / 1e9:,.1f} | {r.cpu_seconds_per_iteration:.2f} | "
                      f"{r.peak_mib:,.0f} MiB | {its} | {t4} | {a100} |")
     return "\n".join(lines)

@@ -1,8 +1,9 @@
 """Running a chapter at the paper profile on a GPU: where its runs are kept, what they cost, how to resume them.
 
     from faceedit_nb import paper_scale
-    paper_scale.use_storage(storage)          # a chapter's ``storage`` parameter: "" or a Google Drive folder
-    paper_scale.note("secgan", storage)        # its models' GPU-hour estimates and the Colab steps, as Markdown
+    paper_scale.note("secgan", storage)   # a series' GPU-hour estimates and the Colab steps, as Markdown
+
+(A chapter's ``storage`` parameter itself goes to :func:`faceedit_nb.storage.use_storage`.)
 
 The estimates come from ``faceedit_nb/paper_costs.py`` (a module, so that a chapter showing them runs again
 when they change), written by the paper-profile dry run
@@ -17,31 +18,12 @@ import ast
 import os
 from pathlib import Path
 
-__all__ = ["COSTS_FILE", "use_storage", "load_costs", "series_costs", "note"]
+from .storage import COLAB_STORAGE
+
+__all__ = ["COSTS_FILE", "load_costs", "series_costs", "note"]
 
 COSTS_FILE = Path(__file__).with_name("paper_costs.py")
-COLAB_STORAGE = "/content/drive/MyDrive/faceedit-nb"
 
-
-def use_storage(folder: str | os.PathLike) -> Path | None:
-    """Keep this kernel's training runs and trained models in ``folder`` (it becomes ``FACEEDIT_CACHE``, which
-    the processes that train inherit); ``""`` leaves the cache where it is. A run interrupted there (a Colab
-    session that ended) resumes from its last snapshot the next time the chapter asks for the model."""
-    if not str(folder):
-        return None
-    path = Path(folder).expanduser()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".faceedit-nb-write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise OSError(f"storage={str(folder)!r} cannot hold the training runs ({type(exc).__name__}: {exc}). Fix: "
-                      f"on Colab mount Google Drive first (from google.colab import drive; "
-                      f"drive.mount('/content/drive')) and use a folder under it, e.g. {COLAB_STORAGE!r}; or pass "
-                      "storage='' to keep the runs in ~/.cache/faceedit-nb") from exc
-    os.environ["FACEEDIT_CACHE"] = str(path.resolve())
-    return path.resolve()
 
 
 def load_costs(path: str | os.PathLike | None = None) -> dict:
@@ -79,6 +61,8 @@ def series_costs(series: str, costs: dict | None = None) -> list[dict]:
 
 
 def _duration(hours: float) -> str:
+    if hours < 1:
+        return f"{hours * 60:.0f} min"
     return f"{hours:,.1f} h" if hours < 48 else f"{hours:,.0f} h ({hours / 24:,.1f} days)"
 
 
@@ -113,13 +97,18 @@ def note(series: str, storage: str = "", *, chapter: str = "", costs: dict | Non
     lines.append(f"| **all {len(rows)}** | | | | **{t4}** | **{a100}** |")
     sources = sorted({r["paper_data"] for r in rows if r.get("paper_data")})
     name = chapter or "this notebook"
+    where = storage or COLAB_STORAGE
     implied = sorted(c["implied_efficiency"] for c in costs.get("calibration", []))
     calibration = f"{implied[0]:.0%}-{implied[-1]:.0%}" if implied else "(not measured)"
+    gan = [r["label"] for r in rows if r["kind"] not in ("oracle", "hier-parser", "lssl-parser", "critic-curve")]
+    several = "" if not gan else (
+        f"**On several GPUs**: `torchrun --nproc_per_node 4 -m faceedit_nb.parallel --model \"{gan[0]}\" --profile "
+        f"paper --storage {where}` trains that model data-parallel into the same storage, with the config this "
+        "chapter asks for (README, \"Paper scale\"); the chapter then loads it.")
     epoch_text = ("" if not epochs else
                   " These methods train for a number of epochs: on SynthFaces' 3,200 training faces the paper "
                   "profile runs far fewer iterations than the paper did on its own data (after the slash: "
                   + "; ".join(sources) + ").")
-    where = storage or COLAB_STORAGE
     text = "\n".join(lines) + f"""
 
 Estimated from a dry run on a CPU ({costs['measured']['when']}: every model built at its paper size, its FLOPs per
@@ -138,7 +127,5 @@ in the README's table.{epoch_text}
 3. When the session ends, open a new one, mount Drive again and run the same cells with the same `storage`: each
    model resumes from its last snapshot; finished models are loaded, not trained again.
 
-**On several GPUs**: `FACEEDIT_CACHE={where} torchrun --nproc_per_node 4 -m faceedit_nb.parallel --method <method>
---profile paper` trains one model data-parallel into the same storage (README, "Paper scale"); the chapter then
-loads it."""
+{several}"""
     return Markdown(text)

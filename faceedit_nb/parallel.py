@@ -1,8 +1,12 @@
 """Train one model of the book data-parallel, one process per GPU (gloo processes on a CPU), and store it in the
 model cache, where the chapters find it:
 
-    torchrun --nproc_per_node 4 -m faceedit_nb.parallel --method stargan --profile paper
-    torchrun --nproc_per_node 2 -m faceedit_nb.parallel --method attgan --set batch_size=64 --outdir /content/drive/runs
+    torchrun --nproc_per_node 4 -m faceedit_nb.parallel --model "SeCGAN: attributes13 / AttGAN / secgan"
+    torchrun --nproc_per_node 4 -m faceedit_nb.parallel --method stargan --profile paper --set batch_size=32
+
+``--model`` takes a model's label as the chapters train it (``python -m faceedit_nb.prebuild --profile paper
+--list`` lists them): the same config, so the same cache entry, as the chapter asks for. ``--method`` builds a
+config from a method's profile and ``--set`` changes.
 
 How the processes share the work (the batch split, gradients averaged, one writer, resuming on any number of
 processes) is :mod:`faceedit_nb.distributed`. Kept apart from it so that the engine, which every chapter
@@ -17,9 +21,9 @@ from typing import Any, Sequence
 import torch.distributed as dist
 
 from .distributed import init_from_env, is_main
-from .paper_scale import use_storage
+from .storage import use_storage
 
-__all__ = ["METHODS", "config_from_args", "train", "main"]
+__all__ = ["METHODS", "config_from_args", "job_config", "train", "main"]
 
 
 def _methods() -> dict[str, tuple]:
@@ -79,6 +83,29 @@ def config_from_args(method: str, profile: str, settings: Sequence[str]):
     return cls.profile(profile, **changes)
 
 
+# prebuild's job kinds that train through the engine, and the --method that trains them
+_KINDS = {"stargan": "stargan", "ganimation": "ganimation", "attgan": "attgan", "hierarchical": "hierarchical",
+          "relative_au": "relative_au", "defgan": "defgan", "lssl": "lssl"}
+
+
+def job_config(label: str, profile: str) -> tuple[str, Any]:
+    """``(method, config)`` of the model the chapters train under ``label`` at ``profile``."""
+    from .prebuild import shared_jobs
+    jobs = shared_jobs(profile)
+    job = next((j for j in jobs if j.label == label), None)
+    if job is None:
+        close = [j.label for j in jobs if label.lower() in j.label.lower()]
+        raise ValueError(f"no {profile}-profile model is labelled {label!r}" + (
+            f"; did you mean {' or '.join(map(repr, close))}?" if close else
+            f"; python -m faceedit_nb.prebuild --profile {profile} --list lists them"))
+    if job.kind == "secgan":
+        return ("secgan-attgan" if hasattr(job.config, "n_d") else "secgan-stargan"), job.config
+    if job.kind not in _KINDS:
+        raise ValueError(f"{label!r} ({job.kind}) trains with its own loop, not the engine: train it in one process "
+                         f"(python -m faceedit_nb.prebuild --profile {profile})")
+    return _KINDS[job.kind], job.config
+
+
 def train(method: str, cfg, *, outdir=None, cache_dir=None, threads: int | None = None):
     """Train (or load) ``cfg`` with every process of the group: what each chapter's ``load_<method>`` does, the
     model cache included, so that the chapters find the result. The oracles a learning curve needs are loaded
@@ -97,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="torchrun --nproc_per_node N -m faceedit_nb.parallel",
         description="Train one model of the book data-parallel (one process per GPU; gloo on the CPU) and store it "
                     "in the model cache, where the chapters find it.")
-    ap.add_argument("--method", required=True, choices=METHODS)
+    which = ap.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="a model's label as the chapters train it (prebuild --list)")
+    which.add_argument("--method", choices=METHODS, help="a method, at --profile with --set changes")
     ap.add_argument("--profile", default="paper", choices=("smoke", "cpu", "paper"))
     ap.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                     help="change a config field (repeatable), e.g. --set batch_size=32")
@@ -108,7 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
     args = ap.parse_args(argv)
     try:
-        cfg = config_from_args(args.method, args.profile, args.settings)
+        if args.model:
+            if args.settings:
+                ap.error("--set changes a --method's config; a --model is trained as its chapter trains it")
+            args.method, cfg = job_config(args.model, args.profile)
+        else:
+            cfg = config_from_args(args.method, args.profile, args.settings)
     except ValueError as exc:
         ap.error(str(exc))
     size = init_from_env()

@@ -38,7 +38,11 @@ What the engine does (like NVlabs/stylegan2-ada-pytorch's ``training_loop``):
   :class:`SnapshotMismatchError` naming the file and the keys; an unreadable ``options.json`` raises a
   ``ValueError`` naming the file and the fix;
 * a loss that turns NaN or infinite stops the run with :class:`NonFiniteLossError` naming the loss and
-  the step; no snapshot is written after it, so the last good one stays intact.
+  the step; no snapshot is written after it, so the last good one stays intact;
+* data-parallel training when launched by ``torchrun`` (:mod:`faceedit_nb.distributed`): each process trains on
+  its slice of the step's batch, gradients, norm statistics and logged losses are averaged over the processes,
+  process 0 alone writes the run directory; on the GPU channels-last layout and ``torch.compile`` of named
+  networks are switches (``channels_last``, ``compile``; :mod:`faceedit_nb.device`).
 
 Finished models belong in the model cache (:func:`faceedit_nb.cache.load_or_train`); the run directory
 is the place for resuming. :func:`run_dir_for` names the run of a cached model after the same config

@@ -247,6 +247,18 @@ def test_the_command_names_a_wrong_setting():
     assert parallel.config_from_args("stargan", "paper", ["batch_size=32", "g_residual=true"]).batch_size == 32
 
 
+def test_a_model_is_named_as_the_chapters_train_it():
+    from faceedit_nb.papers import attgan, secgan
+    method, cfg = parallel.job_config("STGAN-diff", "smoke")
+    assert (method, cfg) == ("attgan", attgan.chapter_configs("smoke")["STGAN-diff"])  # the chapter's cache entry
+    method, cfg = parallel.job_config("SeCGAN: attributes13 / AttGAN / secgan", "smoke")
+    assert method == "secgan-attgan" and isinstance(cfg, secgan.SeCGANAttGANConfig) and cfg.variant == "secgan"
+    with pytest.raises(ValueError, match="did you mean 'STGAN-diff'"):
+        parallel.job_config("stgan", "smoke")
+    with pytest.raises(ValueError, match="trains with its own loop"):
+        parallel.job_config("oracle aus (32 px, smoke)", "smoke")
+
+
 def test_a_batch_that_does_not_split_is_refused_with_the_fix():
     batch = {"image": torch.zeros(6, 3, 4, 4), "expression": torch.arange(6), "name": "x"}
     part = D.shard(batch, 3, 1)

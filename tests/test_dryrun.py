@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from faceedit_nb import dryrun, paper_scale, prebuild
+from faceedit_nb import dryrun, paper_scale, prebuild, storage
 from faceedit_nb.papers import attgan, ganimation, stargan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,14 +104,14 @@ def test_the_note_shows_the_estimates_and_how_to_resume_on_colab():
 
 def test_storage_moves_the_cache_or_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEEDIT_CACHE", str(tmp_path / "before"))
-    assert paper_scale.use_storage("") is None and os.environ["FACEEDIT_CACHE"] == str(tmp_path / "before")
-    assert paper_scale.use_storage(tmp_path / "drive") == (tmp_path / "drive").resolve()
+    assert storage.use_storage("") is None and os.environ["FACEEDIT_CACHE"] == str(tmp_path / "before")
+    assert storage.use_storage(tmp_path / "drive") == (tmp_path / "drive").resolve()
     from faceedit_nb.cache import cache_root
     assert cache_root() == (tmp_path / "drive").resolve()
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     with pytest.raises(OSError, match="mount Google Drive first"):
-        paper_scale.use_storage(blocker / "runs")
+        storage.use_storage(blocker / "runs")
 
 
 def test_the_books_runner_hands_a_dry_run_to_the_dry_run(monkeypatch):
