@@ -301,10 +301,14 @@ def _network_of(job) -> tuple[nn.Module, int, int, int]:
         from .papers.seg_hierarchical import model
         cfg = job.config
         return model.build_parser(cfg), cfg.parser_batch, cfg.image_size, cfg.parser_steps
-    if job.kind == "lssl-parser":
+    if job.kind == "lssl-parser":  # lssl.train.pretrain_parser's batch
         from .papers.lssl import train
         cfg = job.config
-        return train.build_parser(cfg), cfg.batch_size, cfg.image_size, cfg.parser_steps
+        return train.build_parser(cfg), min(32, cfg.parser_masks), cfg.image_size, cfg.parser_steps
+    if job.kind == "secgan-parser":
+        from .papers.secgan import model
+        cfg = job.config
+        return model.build_parser(cfg), cfg.parser_batch, cfg.image_size, cfg.parser_steps
     if job.kind == "critic-curve":
         from .papers import stargan
         cfg, steps, _ = job.config
@@ -356,9 +360,12 @@ def _size_and_batch(job) -> tuple[int, int]:
         from .oracles import oracle_configs
         name, size, profile, seed = cfg
         return size, oracle_configs(profile, size, seed)[name].batch_size
+    if job.kind in ("hier-parser", "lssl-parser", "secgan-parser"):
+        _, batch, size, _ = _network_of(job)
+        return size, batch
     if job.kind == "critic-curve":
         cfg = cfg[0]
-    return getattr(cfg, "image_size", 0), getattr(cfg, "parser_batch" if job.kind == "hier-parser" else "batch_size", 0)
+    return getattr(cfg, "image_size", 0), getattr(cfg, "batch_size", 0)
 
 
 def series_of(job) -> str:
@@ -367,20 +374,50 @@ def series_of(job) -> str:
         return "defgan" if "Eq. 12" in job.label else "evaluation"
     if job.kind in ("hier-parser", "hierarchical") or "the series'" in job.label:
         return "seg_hierarchical"
+    if job.kind == "secgan-parser":
+        return "secgan"
     return {"stargan": "baselines/stargan", "critic-curve": "baselines/stargan", "ganimation": "baselines/ganimation",
             "attgan": "baselines/attgan", "relative_au": "relative_au", "defgan": "defgan", "secgan": "secgan",
             "lssl": "lssl", "lssl-parser": "lssl"}[job.kind]
+
+
+NETWORK_KINDS = ("oracle", "hier-parser", "lssl-parser", "secgan-parser", "critic-curve")  # their own loops
+
+
+def job_key(job) -> str:
+    """The hash of what decides a job's model (SeCGAN's parser: its own settings, not the whole SeCGAN config)."""
+    if job.kind == "secgan-parser":
+        from .cache import config_hash
+        from .papers.secgan.config import parser_config
+        return config_hash(parser_config(job.config))
+    return job.key[1]
+
+
+def model_jobs(profile: str = "paper") -> list:
+    """Every model the chapters train at ``profile``: :func:`faceedit_nb.prebuild.shared_jobs`, and SeCGAN's
+    parser P, which its first model pre-trains (a job of its own here, so that its cost has a row)."""
+    from . import prebuild
+    from .cache import config_hash
+    out, parsers = list(prebuild.shared_jobs(profile)), set()
+    for job in list(out):
+        if job.kind == "secgan" and job.config.needs_parser:
+            from .papers.secgan.config import parser_config
+            key = config_hash(parser_config(job.config))
+            if key not in parsers:
+                parsers.add(key)
+                out.append(prebuild.Job("secgan-parser", f"SeCGAN's parser P ({job.config.image_size} px)", job.config))
+    return out
 
 
 def measure(job, iterations: int = 2) -> DryRun:
     """One job of :func:`faceedit_nb.prebuild.shared_jobs` measured in this process (see the module docstring)."""
     if iterations < 1:
         raise ValueError(f"iterations must be at least 1; got {iterations}")
-    gan = job.kind not in ("oracle", "hier-parser", "lssl-parser", "critic-curve")
+    gan = job.kind not in NETWORK_KINDS
     result = _measure_gan(job, iterations) if gan else _measure_network(job, iterations)
     size, batch = _size_and_batch(job)
     return DryRun(label=job.label, kind=job.kind, image_size=size, batch_size=batch, series=series_of(job),
-                  key=job.key[1], **result)
+                  key=job_key(job), **result)
 
 
 def _measure_in_process(job, iterations: int, threads: int | None) -> dict:
@@ -395,10 +432,9 @@ def dry_run(profile: str = "paper", *, only=(), iterations: int = 2, threads: in
             stream=None, jobs=None) -> list[DryRun]:
     """Measure every shared model of ``profile`` (or those whose label contains one of the texts of ``only``),
     each in a fresh process (so that one model's memory is not another's), printing a line per model as it ends."""
-    from . import prebuild
     stream = stream or sys.stdout
     only = [only] if isinstance(only, str) else list(only)
-    jobs = [j for j in (jobs if jobs is not None else prebuild.shared_jobs(profile))
+    jobs = [j for j in (jobs if jobs is not None else model_jobs(profile))
             if not only or any(o.lower() in j.label.lower() for o in only)]
     if not jobs:
         raise ValueError(f"no {profile}-profile model's label contains {' or '.join(map(repr, only))}")
