@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 __all__ = ["DEVICE", "pick_device", "autocast", "autocast_dtype", "cpu_has_native_bf16", "memory_layout",
-           "channels_last_default", "compiled_models", "seed_everything", "grad_scaler", "torch_threads"]
+           "channels_last_default", "compiled_models", "compile_backend", "seed_everything", "grad_scaler",
+           "torch_threads"]
 
 
 def pick_device() -> torch.device:
@@ -98,6 +99,11 @@ def compiled_models() -> tuple[str, ...]:
     if value.lower() in ("1", "true", "yes", "on"):
         return ("G",)
     return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def compile_backend() -> str:
+    """``torch.compile``'s backend for :func:`compiled_models`: ``FACEEDIT_COMPILE_BACKEND``, else "inductor"."""
+    return os.environ.get("FACEEDIT_COMPILE_BACKEND", "inductor")
 
 
 def autocast(device: torch.device | str = DEVICE, enabled: bool = True):

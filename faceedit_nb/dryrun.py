@@ -45,6 +45,8 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from .train import count_parameters
+
 __all__ = ["GPUS", "CALIBRATION", "EFFICIENCY", "DryRun", "measure", "dry_run", "format_table", "main"]
 
 # dense fp16 / bf16 tensor-core peaks, TFLOP/s (NVIDIA's data sheets: T4 65 fp16; A100 SXM 312 bf16)
@@ -139,14 +141,14 @@ class _FlopCount(TorchDispatchMode):
     backward hooks, which ``autograd.grad`` (the gradient penalty) refuses."""
 
     def __init__(self):
+        from torch.utils.flop_counter import flop_registry
         super().__init__()
-        self.total = 0
+        self.total, self.formulas = 0, flop_registry
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        from torch.utils.flop_counter import flop_registry
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        formula = flop_registry.get(func._overloadpacket)
+        formula = self.formulas.get(func._overloadpacket)
         if formula is not None:
             self.total += formula(*args, **kwargs, out_val=out)
         return out
@@ -186,7 +188,7 @@ def _measuring_run(iterations: int):
         self._resume()
         for m in self.models.values():
             m.train()
-        opts = dict(self.options)
+        opts = self.options
         warmup = int(opts.get("d_warmup", 0) or 0)  # the paper profile has none; a critic-only step is cheaper
         while self.step < warmup:
             self.iterate(step_fn, data_fn)
@@ -199,8 +201,7 @@ def _measuring_run(iterations: int):
         if sample_fn is not None:
             with torch.no_grad(), self.autocast(), _measured() as evaluation:
                 sample_fn(self.step)
-        params = sum(p.numel() for m in self.models.values() for p in m.parameters())
-        raise _Done({"params": params, "iterations": self.total_steps, "measured_iterations": k,
+        raise _Done({"params": sum(count_parameters(m) for m in self.models.values()), "measured_iterations": k,
                      "flops_per_iteration": train["flops"] / k, "cpu_seconds_per_iteration": train["seconds"] / k,
                      "peak_mib": train["peak_mib"], "eval_flops": evaluation["flops"],
                      "eval_seconds": evaluation["seconds"]})
@@ -272,7 +273,7 @@ def schedule(job) -> tuple[int, int, str]:
         epochs, family = cfg.epochs, "attgan"
     else:
         return total, 0, ""
-    images, source = PAPER_DATA["ganimation" if family == "ganimation" else family]
+    images, source = PAPER_DATA[family]
     return total, epochs * (images // cfg.batch_size), source
 
 
@@ -285,35 +286,42 @@ def _measure_gan(job, iterations: int) -> dict:
             prebuild._run(replace(job, config=cfg))
         except _Done as done:  # the iterations of the job's own config, not of the few faces measured
             total, on_paper_data, source = schedule(job)
-            return {**done.result, "iterations": total, "paper_data_iterations": on_paper_data, "paper_data": source}
+            cfg = job.config
+            return {**done.result, "iterations": total, "paper_data_iterations": on_paper_data, "paper_data": source,
+                    "image_size": getattr(cfg, "image_size", 0), "batch_size": getattr(cfg, "batch_size", 0)}
     raise RuntimeError(f"{job.label}: its training finished without reaching the engine's loop")
 
 
 # --- networks trained by their own loops: one optimiser step on a batch --------------------------------------
-def _network_of(job) -> tuple[nn.Module, int, int, int]:
-    """(network, batch size, image size, steps) of an oracle, a parser or the critic curve."""
+def _network_spec(job) -> tuple:
+    """``(build, batch size, image size, steps)`` of an oracle, a parser or the critic curve; ``build()`` makes the
+    untrained network."""
     if job.kind == "oracle":
         from .oracles import _build, oracle_configs
         name, size, profile, seed = job.config
         cfg = oracle_configs(profile, size, seed)[name]
-        return _build(name, cfg), cfg.batch_size, size, cfg.steps
+        return (lambda: _build(name, cfg)), cfg.batch_size, size, cfg.steps
+    cfg = job.config
     if job.kind == "hier-parser":
-        from .papers.seg_hierarchical import model
-        cfg = job.config
-        return model.build_parser(cfg), cfg.parser_batch, cfg.image_size, cfg.parser_steps
+        from .papers.seg_hierarchical import model as hier_model
+        return (lambda: hier_model.build_parser(cfg)), cfg.parser_batch, cfg.image_size, cfg.parser_steps
     if job.kind == "lssl-parser":  # lssl.train.pretrain_parser's batch
         from .papers.lssl import train
-        cfg = job.config
-        return train.build_parser(cfg), min(32, cfg.parser_masks), cfg.image_size, cfg.parser_steps
+        return (lambda: train.build_parser(cfg)), min(32, cfg.parser_masks), cfg.image_size, cfg.parser_steps
     if job.kind == "secgan-parser":
-        from .papers.secgan import model
-        cfg = job.config
-        return model.build_parser(cfg), cfg.parser_batch, cfg.image_size, cfg.parser_steps
+        from .papers.secgan import model as secgan_model
+        return (lambda: secgan_model.build_parser(cfg)), cfg.parser_batch, cfg.image_size, cfg.parser_steps
     if job.kind == "critic-curve":
         from .papers import stargan
         cfg, steps, _ = job.config
-        return stargan.build_stargan(cfg)["D"], cfg.batch_size, cfg.image_size, steps
+        return (lambda: stargan.build_stargan(cfg)["D"]), cfg.batch_size, cfg.image_size, steps
     raise ValueError(f"no network step for job kind {job.kind!r}")
+
+
+def _network_of(job) -> tuple[nn.Module, int, int, int]:
+    """(untrained network, batch size, image size, steps) of an oracle, a parser or the critic curve."""
+    build, batch, size, steps = _network_spec(job)
+    return build(), batch, size, steps
 
 
 def _tensors(out) -> list[torch.Tensor]:
@@ -347,27 +355,13 @@ def _measure_network(job, iterations: int) -> dict:
     net.eval()
     with torch.no_grad(), autocast(), _measured() as evaluation:
         net(x)
-    return {"params": sum(p.numel() for p in net.parameters()), "iterations": steps,
+    return {"params": count_parameters(net), "iterations": steps, "image_size": size, "batch_size": batch,
             "measured_iterations": iterations, "flops_per_iteration": train["flops"] / iterations,
             "cpu_seconds_per_iteration": train["seconds"] / iterations, "peak_mib": train["peak_mib"],
             "eval_flops": evaluation["flops"], "eval_seconds": evaluation["seconds"]}
 
 
 # --- the driver ----------------------------------------------------------------------------------------------
-def _size_and_batch(job) -> tuple[int, int]:
-    cfg = job.config
-    if job.kind == "oracle":
-        from .oracles import oracle_configs
-        name, size, profile, seed = cfg
-        return size, oracle_configs(profile, size, seed)[name].batch_size
-    if job.kind in ("hier-parser", "lssl-parser", "secgan-parser"):
-        _, batch, size, _ = _network_of(job)
-        return size, batch
-    if job.kind == "critic-curve":
-        cfg = cfg[0]
-    return getattr(cfg, "image_size", 0), getattr(cfg, "batch_size", 0)
-
-
 def series_of(job) -> str:
     """The chapter (``baselines/stargan``, ``evaluation``) or series (``secgan``) whose notebooks train ``job``."""
     if job.kind == "oracle":
@@ -397,15 +391,13 @@ def model_jobs(profile: str = "paper") -> list:
     """Every model the chapters train at ``profile``: :func:`faceedit_nb.prebuild.shared_jobs`, and SeCGAN's
     parser P, which its first model pre-trains (a job of its own here, so that its cost has a row)."""
     from . import prebuild
-    from .cache import config_hash
     out, parsers = list(prebuild.shared_jobs(profile)), set()
     for job in list(out):
         if job.kind == "secgan" and job.config.needs_parser:
-            from .papers.secgan.config import parser_config
-            key = config_hash(parser_config(job.config))
-            if key not in parsers:
-                parsers.add(key)
-                out.append(prebuild.Job("secgan-parser", f"SeCGAN's parser P ({job.config.image_size} px)", job.config))
+            parser = prebuild.Job("secgan-parser", f"SeCGAN's parser P ({job.config.image_size} px)", job.config)
+            if job_key(parser) not in parsers:
+                parsers.add(job_key(parser))
+                out.append(parser)
     return out
 
 
@@ -415,9 +407,7 @@ def measure(job, iterations: int = 2) -> DryRun:
         raise ValueError(f"iterations must be at least 1; got {iterations}")
     gan = job.kind not in NETWORK_KINDS
     result = _measure_gan(job, iterations) if gan else _measure_network(job, iterations)
-    size, batch = _size_and_batch(job)
-    return DryRun(label=job.label, kind=job.kind, image_size=size, batch_size=batch, series=series_of(job),
-                  key=job_key(job), **result)
+    return DryRun(label=job.label, kind=job.kind, series=series_of(job), key=job_key(job), **result)
 
 
 def _measure_in_process(job, iterations: int, threads: int | None) -> dict:

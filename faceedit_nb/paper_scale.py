@@ -75,12 +75,10 @@ def note(series: str, storage: str = "", *, chapter: str = "", costs: dict | Non
     eff = costs["efficiency"]
     epochs = any(r.get("paper_data_iterations") for r in rows)
 
-    def cell(r, key, fmt):
-        first = fmt(r[key] if key != "iterations" else r["iterations"])
-        if not (epochs and r.get("paper_data_iterations")):
-            return first
-        other = r["paper_data_iterations"] if key == "iterations" else r["paper_data_hours"]
-        return f"{first} / {fmt(other)}"
+    def cell(r, key, fmt):  # the profile's figure, then the paper's data's where the schedule is in epochs
+        if not r.get("paper_data_iterations"):
+            return fmt(r[key])
+        return f"{fmt(r[key])} / {fmt(r['paper_data_' + key])}"
     what = " (SynthFaces / the paper's data)" if epochs else ""
     lines = [f"| model | parameters | GFLOP / iteration | iterations{what} | T4 (est.) | A100 (est.) |",
              "|---|---|---|---|---|---|"]

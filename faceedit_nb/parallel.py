@@ -83,9 +83,8 @@ def config_from_args(method: str, profile: str, settings: Sequence[str]):
     return cls.profile(profile, **changes)
 
 
-# prebuild's job kinds that train through the engine, and the --method that trains them
-_KINDS = {"stargan": "stargan", "ganimation": "ganimation", "attgan": "attgan", "hierarchical": "hierarchical",
-          "relative_au": "relative_au", "defgan": "defgan", "lssl": "lssl"}
+# prebuild's job kinds that train through the engine: each is also the --method that trains it
+_ENGINE_KINDS = ("stargan", "ganimation", "attgan", "hierarchical", "relative_au", "defgan", "lssl")
 
 
 def job_config(label: str, profile: str) -> tuple[str, Any]:
@@ -100,10 +99,10 @@ def job_config(label: str, profile: str) -> tuple[str, Any]:
             f"; python -m faceedit_nb.prebuild --profile {profile} --list lists them"))
     if job.kind == "secgan":
         return ("secgan-attgan" if hasattr(job.config, "n_d") else "secgan-stargan"), job.config
-    if job.kind not in _KINDS:
+    if job.kind not in _ENGINE_KINDS:
         raise ValueError(f"{label!r} ({job.kind}) trains with its own loop, not the engine: train it in one process "
                          f"(python -m faceedit_nb.prebuild --profile {profile})")
-    return _KINDS[job.kind], job.config
+    return job.kind, job.config
 
 
 def train(method: str, cfg, *, outdir=None, cache_dir=None, threads: int | None = None):

@@ -163,25 +163,17 @@ def run_dir_for(name: str, config: Any, outdir: str | os.PathLike | None = None)
     return Path(outdir if outdir is not None else default_outdir()) / f"{name}-{config_hash(config)}"
 
 
-def _to_device(batch: Any, dev: torch.device) -> Any:
+def _to_device(batch: Any, dev: torch.device, channels_last: bool = False) -> Any:
+    """The batch's tensors on ``dev``; with ``channels_last`` its images (4-d floating-point tensors) in that layout."""
     if isinstance(batch, torch.Tensor):
-        return batch.to(dev, non_blocking=True)
+        batch = batch.to(dev, non_blocking=True)
+        if channels_last and batch.dim() == 4 and batch.is_floating_point():
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
     if isinstance(batch, Mapping):
-        return {k: _to_device(v, dev) for k, v in batch.items()}
+        return {k: _to_device(v, dev, channels_last) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(v, dev) for v in batch)
-    return batch
-
-
-def _channels_last(batch: Any) -> Any:
-    """The batch's images (4-d floating-point tensors) in channels-last layout."""
-    if isinstance(batch, torch.Tensor):
-        return batch.contiguous(memory_format=torch.channels_last) if batch.dim() == 4 and batch.is_floating_point() \
-            else batch
-    if isinstance(batch, Mapping):
-        return {k: _channels_last(v) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_channels_last(v) for v in batch)
+        return type(batch)(_to_device(v, dev, channels_last) for v in batch)
     return batch
 
 
@@ -301,7 +293,7 @@ class Trainer:
             unknown = [k for k in self.compiled if k not in self.models]
             if unknown:
                 raise KeyError(f"compile names unknown model(s) {unknown}; have {sorted(self.models)}")
-        backend = compile_backend or os.environ.get("FACEEDIT_COMPILE_BACKEND", "inductor")
+        backend = compile_backend or _device.compile_backend()
         for k in self.compiled:  # in place: the module and its state-dict keys stay the same
             self.models[k].compile(backend=backend)
         self.optimizers = dict(optimizers)
@@ -653,9 +645,7 @@ class Trainer:
         batch = data_fn(i)
         if self.world > 1:  # every process gets the global batch of the step and keeps its slice
             batch = _dist.shard(batch, self.world, self.rank)
-        batch = _to_device(batch, self.device)
-        if self.channels_last:
-            batch = _channels_last(batch)
+        batch = _to_device(batch, self.device, self.channels_last)
         with self.autocast():
             losses = step_fn(batch, i)
         values = {k: _number(v) for k, v in (losses or {}).items()}
