@@ -82,6 +82,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ("smoke", "cpu", "paper")
 KERNEL_NAME = "python3"
 RUNNER_VERSION = 1  # bump to invalidate every executed notebook
+# Chapters that read the other chapters' glued values (the leaderboard): executed after all the others, with
+# their parameter ``results`` set to a file of those values; their execution hash includes the values.
+READS_RESULTS = ("leaderboard",)
+CHAPTER_RESULTS = ".chapter-results.json"  # that file, in the output folder beside the executed chapters
 META_KEY = "faceedit_nb"
 PROGRESS_EVERY = 30.0  # seconds between progress lines while a chapter runs (issue: at most 30)
 
@@ -315,8 +319,9 @@ def notebook_dependencies(nb: nbformat.NotebookNode, package_dir: str | os.PathL
 
 
 def execution_hash(nb: nbformat.NotebookNode, parameters: dict[str, Any], profile: str,
-                   package: list[list[str]]) -> str:
-    """Hash of everything an execution depends on: code cells, parameters, profile, package code."""
+                   package: list[list[str]], inputs: str = "") -> str:
+    """Hash of everything an execution depends on: code cells, parameters, profile, package code, and the
+    text of what it reads besides (``inputs``: the other chapters' values, for :data:`READS_RESULTS`)."""
     payload = {
         "runner": RUNNER_VERSION,
         "kernel": KERNEL_NAME,
@@ -324,6 +329,7 @@ def execution_hash(nb: nbformat.NotebookNode, parameters: dict[str, Any], profil
         "parameters": parameters,
         "code": [c.source for c in nb.cells if c.cell_type == "code"],
         "package": package,
+        **({"inputs": inputs} if inputs else {}),
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=repr)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -616,6 +622,26 @@ def _chapters(layout: Layout) -> list[tuple[str, Path]]:
     return [(n, found[n]) for n in names]
 
 
+def chapter_results(notebooks_dir: Path, *, order: Sequence[str] = (), exclude: Sequence[str] = ()) -> dict:
+    """``{chapter: {glue name: value}}`` of the executed chapters in ``notebooks_dir`` (``order`` first, in
+    its order; ``exclude`` left out; failed and running copies ignored)."""
+    found = {p.relative_to(notebooks_dir).with_suffix("").as_posix(): p
+             for p in sorted(Path(notebooks_dir).rglob("*.ipynb"))
+             if not p.name.startswith(".") and not p.name.endswith(".failed.ipynb")}
+    names = [n for n in order if n in found] + sorted(n for n in found if n not in order)
+    return {n: glued_values(read_notebook(found[n])) for n in names if n not in exclude}
+
+
+def write_chapter_results(values: dict, path: Path) -> str:
+    """Write ``values`` (:func:`chapter_results`) to ``path`` atomically; returns the text written."""
+    text = json.dumps(values, indent=1, ensure_ascii=False, default=str, sort_keys=True) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return text
+
+
 def write_results(layout: Layout) -> Path:
     """``book/_build/results.json``: ``{chapter: {glue name: value}}`` of every executed chapter."""
     results = {name: glued_values(read_notebook(path)) for name, path in _chapters(layout)}
@@ -811,7 +837,7 @@ def _report(res: Result) -> None:
 
 
 def _plan_one(plan: tuple, dst: Path, profile: str, package: list, layout: Layout, *, prepare_only: bool,
-              force: bool, timeout: int | None):
+              force: bool, timeout: int | None, inputs: str = ""):
     """What running one notebook takes: a finished :class:`Result` (prepared, or reused from the cache of
     executed chapters) or a function that executes it."""
     name, src, nb, declared, overrides = plan
@@ -820,7 +846,7 @@ def _plan_one(plan: tuple, dst: Path, profile: str, package: list, layout: Layou
     parameters = {**declared, **overrides}
     deps = notebook_dependencies(nb, layout.package_dir)
     used = package if deps is None else [entry for entry in package if entry[0] in deps]
-    digest = execution_hash(nb, parameters, profile, used)
+    digest = execution_hash(nb, parameters, profile, used, inputs)
     stored = _stored_meta(dst) if dst.is_file() else {}
     if not force and stored.get("hash") == digest:
         detail = f"executed {stored.get('executed', '?')} in {stored.get('seconds', '?')} s"
@@ -928,9 +954,25 @@ def run(profile: str, *, only: list[str] | None = None, prepare_only: bool = Fal
     print(f"{verb} {len(plans)} notebook(s) with profile {profile!r} into {out_dir}")
 
     total_start = time.perf_counter()
+    first = [p for p in plans if p[0] not in READS_RESULTS]
     jobs = [_plan_one(plan, out_dir / f"{plan[0]}.ipynb", profile, package, layout, prepare_only=prepare_only,
-                      force=force, timeout=timeout) for plan in plans]
+                      force=force, timeout=timeout) for plan in first]
     results = _run_jobs(jobs, workers)
+    last = [p for p in plans if p[0] in READS_RESULTS]
+    if last and not prepare_only and not any(r.status == "failed" for r in results):
+        values = chapter_results(out_dir, order=list(notebooks), exclude=READS_RESULTS)
+        inputs = write_chapter_results(values, out_dir / CHAPTER_RESULTS)
+        last = [(n, src, nb, declared, {**overrides, "results": str(out_dir / CHAPTER_RESULTS)})
+                for n, src, nb, declared, overrides in last]
+        results += _run_jobs([_plan_one(plan, out_dir / f"{plan[0]}.ipynb", profile, package, layout,
+                                        prepare_only=False, force=force, timeout=timeout, inputs=inputs)
+                              for plan in last], workers)
+    elif last and prepare_only:
+        results += _run_jobs([_plan_one(plan, out_dir / f"{plan[0]}.ipynb", profile, package, layout,
+                                        prepare_only=prepare_only, force=force, timeout=timeout)
+                              for plan in last], workers)
+    place = {plan[0]: k for k, plan in enumerate(plans)}
+    results.sort(key=lambda r: place[r.name])  # the toc's order, whatever ran first
 
     if default_out and not only:
         _prune(out_dir, {out_dir / f"{n}.ipynb" for n in notebooks})

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 __all__ = ["Z95", "Z_POWER", "Difference", "rate_difference", "paired_rate_difference", "paired_bootstrap",
-           "eea_difference", "metric_difference", "fid_difference", "miou_difference", "combine_seeds",
+           "eea_difference", "metric_difference", "fid_difference", "fid_interval", "miou_difference", "combine_seeds",
            "verdict", "VERDICTS", "Premise", "edits_better_than_nothing", "Claim", "claims_table", "claims_records",
            "glue_claims"]
 
@@ -199,6 +199,31 @@ def _fid(real: np.ndarray, fake: np.ndarray) -> float:
     return float(mu @ mu + np.trace(s_r) + np.trace(s_f) - 2 * root)
 
 
+def _fid_bootstrap(table, others: Sequence, n_boot: int, seed: int) -> tuple[float, np.ndarray]:
+    """FID (own features) of ``table`` minus each of ``others``' (0 for none: the FID itself), over all faces
+    and over ``n_boot`` re-draws of the test faces (each draw takes the real images and every table's edits of
+    the same faces, and recomputes the FIDs)."""
+    if n_boot < 100:
+        raise ValueError(f"n_boot must be at least 100 for a 95 % interval; got {n_boot}")
+    face = _edits(table, "face").numpy()
+    real = _edits(table, "real_own").double().numpy()
+    fakes = [_edits(t, "own").double().numpy() for t in (table, *others)]
+    n_faces = len(real)
+    rows = [np.nonzero(face == k)[0] for k in range(n_faces)]
+
+    def stat(r, fs):
+        return _fid(r, fs[0]) - sum(_fid(r, f) for f in fs[1:])
+
+    est = stat(real, fakes)
+    rng = np.random.default_rng(seed)
+    draws = np.empty(n_boot)
+    for r in range(n_boot):
+        pick = rng.integers(0, n_faces, n_faces)
+        edits = np.concatenate([rows[k] for k in pick])
+        draws[r] = stat(real[pick], [f[edits] for f in fakes])
+    return est, draws
+
+
 def fid_difference(a, b, *, n_boot: int = 200, seed: int = 0) -> Difference:
     """FID (own features) of table ``a`` minus ``b`` with a percentile interval from re-drawing the test
     faces: each draw takes the real images and both models' edits of the same faces, and recomputes both
@@ -206,24 +231,19 @@ def fid_difference(a, b, *, n_boot: int = 200, seed: int = 0) -> Difference:
     if not _same_edits(a, b, "own"):
         raise ValueError("fid_difference: the two evaluations did not edit the same faces (evaluate both "
                          "editors on one test set with one protocol and seed)")
-    if n_boot < 100:
-        raise ValueError(f"n_boot must be at least 100 for a 95 % interval; got {n_boot}")
-    face = _edits(a, "face").numpy()
-    real = _edits(a, "real_own").double().numpy()
-    fa, fb = _edits(a, "own").double().numpy(), _edits(b, "own").double().numpy()
-    n_faces = len(real)
-    rows = [np.nonzero(face == k)[0] for k in range(n_faces)]
-    est = _fid(real, fa) - _fid(real, fb)
-    rng = np.random.default_rng(seed)
-    draws = np.empty(n_boot)
-    for r in range(n_boot):
-        pick = rng.integers(0, n_faces, n_faces)
-        edits = np.concatenate([rows[k] for k in pick])
-        draws[r] = _fid(real[pick], fa[edits]) - _fid(real[pick], fb[edits])
+    est, draws = _fid_bootstrap(a, [b], n_boot, seed)
     lo, hi = np.percentile(draws, [2.5, 97.5])
-    return Difference(est, float(lo), float(hi), float(draws.std(ddof=1)), len(fa),
-                      f"bootstrap over {n_faces:,} faces ({n_boot} draws), both FIDs recomputed",
+    return Difference(est, float(lo), float(hi), float(draws.std(ddof=1)), len(_edits(a, "own")),
+                      f"bootstrap over {len(_edits(a, 'real_own')):,} faces ({n_boot} draws), both FIDs recomputed",
                       float(min(1.0, 2 * min((draws <= 0).mean(), (draws >= 0).mean()))))
+
+
+def fid_interval(table, *, n_boot: int = 200, seed: int = 0) -> tuple[float, float, float]:
+    """FID (own features) of one evaluation with a 95 % percentile interval from re-drawing the test faces
+    (the same draws as :func:`fid_difference`): ``(estimate, low, high)``."""
+    est, draws = _fid_bootstrap(table, [], n_boot, seed)
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    return est, float(lo), float(hi)
 
 
 def miou_difference(a: dict, b: dict) -> Difference:

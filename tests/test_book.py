@@ -490,3 +490,32 @@ def test_notebook_dependencies_follow_imports_transitively(tmp_path):
     assert book.execution_hash(nb, {}, "cpu", [e for e in book.package_fingerprint(pkg) if e[0] in deps]) != before
     # a cell that does not parse: every file counts
     assert book.notebook_dependencies(new_notebook(cells=[new_code_cell("def (:")]), pkg) is None
+
+
+def test_a_chapter_that_reads_results_runs_last_with_the_others_values(layout):
+    # "leaderboard" sorts before "tiny", yet runs after it, reading the value tiny glued
+    make_notebook(layout.notebooks_dir / "tiny.ipynb",
+                  body="from myst_nb import glue\nglue('doubled', n * 2, display=False)")
+    make_notebook(layout.notebooks_dir / "leaderboard.ipynb", params="results = ''",
+                  body="import json\nvalues = json.load(open(results))\nprint('read', sorted(values), "
+                       "values['tiny']['doubled'])")
+    (layout.notebooks_dir / "sub" / "other.ipynb").unlink()
+    layout.profiles_file.write_text("tiny:\n  smoke: {n: 1}\n")
+    results = book.run("cpu", layout=layout, build=False, workers=2)
+    assert [(r.name, r.status) for r in results] == [("leaderboard", "ran"), ("tiny", "ran")]  # toc order kept
+    out = layout.book_dir / "notebooks"
+    assert "read ['tiny'] 6" in outputs_text(out / "leaderboard.ipynb")  # n = 3 by default
+    meta = json.loads((out / "leaderboard.ipynb").read_text())["metadata"]["faceedit_nb"]
+    assert meta["parameters"]["results"] == str(out / book.CHAPTER_RESULTS)
+    assert [r.status for r in book.run("cpu", layout=layout, build=False)] == ["reused", "reused"]
+    # a change in another chapter's values re-runs the reader too
+    layout.profiles_file.write_text("tiny:\n  cpu:\n    n: 5\n")
+    again = book.run("cpu", layout=layout, build=False)
+    assert [r.status for r in again] == ["ran", "ran"]
+    assert "read ['tiny'] 10" in outputs_text(out / "leaderboard.ipynb")
+    # only the reader: the values of the chapters executed before
+    assert [r.status for r in book.run("cpu", layout=layout, build=False, only=["leaderboard"], force=True)] == ["ran"]
+    assert "read ['tiny'] 10" in outputs_text(out / "leaderboard.ipynb")
+    # prepared (nbval), not executed: its parameter stays the notebook's own
+    prepared = book.run("cpu", layout=layout, prepare_only=True, out=layout.build_dir / "prep")
+    assert [r.status for r in prepared] == ["prepared", "prepared"]

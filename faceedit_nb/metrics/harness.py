@@ -54,7 +54,7 @@ from ..device import DEVICE, autocast
 from .classification import attribute_editing_accuracy, expression_editing_accuracy, expression_preservation_error
 from .distances import average_content_distance, expression_distance, id_distance
 from .distribution import frechet_distance, inception_score_from_logits, kernel_distance
-from .image import confusion_matrix, iou_per_class, l1_error, ssim
+from .image import confusion_per_image, iou_per_class, l1_error, ssim
 from .pretrained import load_inception, load_swav
 from .protocols import STARGAN_COLUMNS, Protocol, flip_attribute, get_protocol, stargan_targets
 from .table import EvalTable
@@ -276,7 +276,8 @@ def _per_edit(rec: dict, real: dict) -> dict:
     """What paired tests need (:mod:`faceedit_nb.claims`), one entry per edit in the canonical order (target
     by target, face by face): the face index, the hits behind EEA / attribute accuracy (``*_hit``; EEA
     only over edits with a known target), the per-edit distances, and the own features of the edits and
-    of the real test images (for FID intervals)."""
+    of the real test images (for FID intervals), each edit's parser confusion against the ground truth's mask
+    (``gt_confusion``, for mIoU intervals)."""
     out = {"face": rec["face"], "own": rec["own"], "real_own": real["own"]}
     if "target_expr" in rec:
         known = rec["target_expr"] >= 0
@@ -286,7 +287,7 @@ def _per_edit(rec: dict, real: dict) -> dict:
         j = rec["edited"][:, None]
         out["attribute_accuracy_hit"] = ((rec["attr"].gather(1, j) > 0) == (rec["target_attrs"].gather(1, j) > 0.5)
                                          ).flatten()
-    for key in ("id_distance", "acd", "ed", "gt_l1", "gt_ssim"):
+    for key in ("id_distance", "acd", "ed", "gt_l1", "gt_ssim", "gt_confusion"):
         if key in rec and len(rec[key]) == len(rec["face"]):
             out[key] = rec[key]
     return out
@@ -439,10 +440,9 @@ def evaluate(editor, dataset, oracles, protocol: str = "expression", *, n: int |
                     logits = e["parse"]
                     if logits.shape[-2:] != g["mask"].shape[-2:]:
                         logits = F.interpolate(logits, size=g["mask"].shape[-2:], mode="bilinear", align_corners=False)
-                    pred = logits.argmax(1)
-                    for cl in c["cls"].unique():
-                        m = c["cls"] == cl
-                        confusion[cl] += confusion_matrix(pred[m], g["mask"][m], len(L.PARSING_CLASSES))
+                    per_edit = confusion_per_image(logits.argmax(1), g["mask"], len(L.PARSING_CLASSES))
+                    rec["gt_confusion"].append(per_edit.int())  # per edit: the intervals of gt_miou
+                    confusion.index_add_(0, c["cls"], per_edit)
                 seconds["ground truth"] += time.perf_counter() - t
 
     watch.finish()

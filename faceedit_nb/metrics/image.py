@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["l1_error", "psnr", "ssim", "confusion_matrix", "iou_per_class", "iou_from_confusion", "mean_iou"]
+__all__ = ["l1_error", "psnr", "ssim", "confusion_matrix", "confusion_per_image", "iou_per_class", "iou_from_confusion",
+           "mean_iou"]
 
 
 def _unit_pair(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,6 +103,22 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
         if t.numel() and (t.min() < 0 or t.max() >= num_classes):
             raise ValueError(f"{name} labels must lie in 0..{num_classes - 1}; got {int(t.min())}..{int(t.max())}")
     return torch.bincount(target * num_classes + pred, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def confusion_per_image(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``(B, C, C)`` pixel counts of each image, rows = ground-truth class, columns = predicted class: the
+    per-image parts of :func:`confusion_matrix` (their sum over the batch is its matrix). ``pred`` and
+    ``target`` are label maps ``(B, H, W)``."""
+    if pred.shape != target.shape or pred.dim() != 3:
+        raise ValueError(f"prediction {tuple(pred.shape)} and ground truth {tuple(target.shape)} must be label maps "
+                         "(B, H, W) of one shape")
+    pred, target = pred.long(), target.long()
+    for name, t in (("prediction", pred), ("ground truth", target)):
+        if t.numel() and (t.min() < 0 or t.max() >= num_classes):
+            raise ValueError(f"{name} labels must lie in 0..{num_classes - 1}; got {int(t.min())}..{int(t.max())}")
+    b = pred.shape[0]
+    cell = (torch.arange(b, device=pred.device).view(b, 1, 1) * num_classes + target) * num_classes + pred
+    return torch.bincount(cell.reshape(-1), minlength=b * num_classes ** 2).reshape(b, num_classes, num_classes)
 
 
 def iou_per_class(confusion: torch.Tensor) -> torch.Tensor:
