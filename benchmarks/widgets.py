@@ -23,7 +23,6 @@ matplotlib.use("Agg")
 
 import torch  # noqa: E402
 
-from faceedit_nb import labels as L  # noqa: E402
 from faceedit_nb import widgets as Wd  # noqa: E402
 from faceedit_nb.data import SynthFaces  # noqa: E402
 from faceedit_nb.papers import attgan as AT  # noqa: E402

@@ -284,8 +284,12 @@ class EditorWidget:
         if self._paused:
             return self.last
         start = time.perf_counter()
-        edit = self._state()
-        fig = self._draw(edit)
+        try:
+            edit = self._state()
+            fig = self._draw(edit)
+        except Exception as exc:  # a callback's error reaches only Jupyter's log: show it beside the controls too
+            self.status.value = f"error: {exc}"
+            raise
         self.view.value = _png(fig)
         self.last, self.seconds = edit, time.perf_counter() - start
         self.status.value = f"{edit.title} ({self.seconds * 1000:.0f} ms)"
