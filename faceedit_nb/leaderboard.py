@@ -151,8 +151,8 @@ def load_results(path: str | Path = "") -> tuple[dict, str]:
     """The chapters' glued values ``{chapter: {name: value}}`` and a sentence saying where they came from.
     ``path``: a results file (``make book`` hands the leaderboard one); ``""``: the book's last
     ``book/_build/results.json``. A missing file gives no values and a sentence that names the fix."""
-    from .book import REPO_ROOT
-    file = Path(path) if path else REPO_ROOT / "book" / "_build" / "results.json"
+    # the repository's folder, as book.REPO_ROOT (not imported: the runner imports every method's package)
+    file = Path(path) if path else Path(__file__).resolve().parents[1] / "book" / "_build" / "results.json"
     if not file.is_file():
         return {}, (f"no chapter results at {file}: run `make book` (or `python -m faceedit_nb.book`) first, "
                     "which executes every chapter and then this one; the board below is empty")

@@ -128,3 +128,15 @@ def test_missing_chapters_and_bad_input(setup):
         LB.interval(tables["aus"]["noisy"], "ed", n_boot=10)
     with pytest.raises(ValueError, match="without a table"):
         LB.entries(tables["aus"], chapter="a", faces="f", profile="smoke", minutes={"StarGAN": 3.0})
+
+
+def test_load_results_reads_a_file_or_says_how_to_make_one(tmp_path):
+    values, said = LB.load_results(tmp_path / "none.json")
+    assert values == {} and "make book" in said and "none.json" in said
+    f = tmp_path / "r.json"
+    f.write_text(json.dumps({"a": {"leaderboard": "[]"}, "b": {}}))
+    values, said = LB.load_results(f)
+    assert values == {"a": {"leaderboard": "[]"}, "b": {}} and "2 executed chapters" in said
+    f.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="not a results file"):
+        LB.load_results(f)
