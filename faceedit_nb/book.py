@@ -914,6 +914,29 @@ def _run_parallel(pending: list, results: list, workers: int) -> list[Result]:
     return results
 
 
+def _execute(plans: list, out_dir: Path, profile: str, package: list, layout: Layout, *, order: list[str],
+             prepare_only: bool, force: bool, timeout: int | None, workers: int) -> list[Result]:
+    """Run (or prepare) ``plans``: every chapter but :data:`READS_RESULTS` first, then those, given the others'
+    glued values (none when a chapter failed: the run stops there). Results in the plans' order."""
+    def plan(p, **kw):
+        return _plan_one(p, out_dir / f"{p[0]}.ipynb", profile, package, layout, prepare_only=prepare_only,
+                         force=force, timeout=timeout, **kw)
+
+    first = [p for p in plans if p[0] not in READS_RESULTS]
+    results = _run_jobs([plan(p) for p in first], workers)
+    last = [p for p in plans if p[0] in READS_RESULTS]
+    if last and prepare_only:
+        results += _run_jobs([plan(p) for p in last], workers)
+    elif last and not any(r.status == "failed" for r in results):
+        values = chapter_results(out_dir, order=order, exclude=READS_RESULTS)
+        inputs = write_chapter_results(values, out_dir / CHAPTER_RESULTS)
+        last = [(n, src, nb, declared, {**overrides, "results": str(out_dir / CHAPTER_RESULTS)})
+                for n, src, nb, declared, overrides in last]
+        results += _run_jobs([plan(p, inputs=inputs) for p in last], workers)
+    place = {p[0]: k for k, p in enumerate(plans)}
+    return sorted(results, key=lambda r: place[r.name])  # the toc's order, whatever ran first
+
+
 def run(profile: str, *, only: list[str] | None = None, prepare_only: bool = False,
         out: str | os.PathLike | None = None, build: bool = True, layout: Layout | None = None,
         force: bool = False, timeout: int | None = None, strict: bool = True, workers: int = 1) -> list[Result]:
@@ -954,25 +977,8 @@ def run(profile: str, *, only: list[str] | None = None, prepare_only: bool = Fal
     print(f"{verb} {len(plans)} notebook(s) with profile {profile!r} into {out_dir}")
 
     total_start = time.perf_counter()
-    first = [p for p in plans if p[0] not in READS_RESULTS]
-    jobs = [_plan_one(plan, out_dir / f"{plan[0]}.ipynb", profile, package, layout, prepare_only=prepare_only,
-                      force=force, timeout=timeout) for plan in first]
-    results = _run_jobs(jobs, workers)
-    last = [p for p in plans if p[0] in READS_RESULTS]
-    if last and not prepare_only and not any(r.status == "failed" for r in results):
-        values = chapter_results(out_dir, order=list(notebooks), exclude=READS_RESULTS)
-        inputs = write_chapter_results(values, out_dir / CHAPTER_RESULTS)
-        last = [(n, src, nb, declared, {**overrides, "results": str(out_dir / CHAPTER_RESULTS)})
-                for n, src, nb, declared, overrides in last]
-        results += _run_jobs([_plan_one(plan, out_dir / f"{plan[0]}.ipynb", profile, package, layout,
-                                        prepare_only=False, force=force, timeout=timeout, inputs=inputs)
-                              for plan in last], workers)
-    elif last and prepare_only:
-        results += _run_jobs([_plan_one(plan, out_dir / f"{plan[0]}.ipynb", profile, package, layout,
-                                        prepare_only=prepare_only, force=force, timeout=timeout)
-                              for plan in last], workers)
-    place = {plan[0]: k for k, plan in enumerate(plans)}
-    results.sort(key=lambda r: place[r.name])  # the toc's order, whatever ran first
+    results = _execute(plans, out_dir, profile, package, layout, order=list(notebooks), prepare_only=prepare_only,
+                       force=force, timeout=timeout, workers=workers)
 
     if default_out and not only:
         _prune(out_dir, {out_dir / f"{n}.ipynb" for n in notebooks})
