@@ -436,6 +436,11 @@ class Alignment:
         """Crop pixels per photo pixel (> 1: the face is magnified)."""
         return float(math.sqrt(abs(np.linalg.det(self.matrix[:2, :2]))))
 
+    def points_to_crop(self, points) -> np.ndarray:
+        """Photo pixel coordinates (... x 2) in the crop's pixels."""
+        pts = np.asarray(points, np.float64)
+        return pts @ self.matrix[:2, :2].T + self.matrix[:2, 2]
+
     def footprint(self, shape) -> tuple[int, int, int, int]:
         """(x0, y0, x1, y1): the photo pixels the crop square covers, clipped to the photo."""
         s = self.size
@@ -539,6 +544,12 @@ EDITORS = {
     "STGAN-diff": ("attributes", "baselines/attgan", "AttGAN with STGAN's difference condition"),
     "relative AUs": ("aus", "relative_au/04_results", "Ling et al.'s generator fed relative AUs ('ours')"),
     "DefGAN": ("aus", "defgan/04_results", "DefGAN (Athar et al.): deformation + texture"),
+    "Bodur et al.": ("expression", "seg_hierarchical/04_results",
+                     "Bodur et al.'s hierarchical GAN: parser-cut parts, local and global generators, end to end"),
+    "SeCGAN (StarGAN)": ("expression", "secgan/04_results", "SeCGAN (Sun et al.) on StarGAN: the 8 expressions"),
+    "SeCGAN (AttGAN)": ("attributes", "secgan/04_results", "SeCGAN (Sun et al.) on AttGAN: the 13 attributes"),
+    "LSSL": ("expression", "lssl/04_results",
+             "LSSL (Bozorgtabar et al.): its landmark side image drawn from the photo's 68 landmarks"),
 }
 
 
@@ -557,13 +568,19 @@ class Editor:
     dataset: str = "synthfaces"
     oracle_profile: str = "cpu"
     trained: Any = field(default=None, repr=False)
+    wants_landmarks: bool = False  # edit(..., landmarks=B x 68 x 2 crop pixels): LSSL's side image
 
     def __post_init__(self):
         if self.kind not in ("expression", "aus", "attributes"):
             raise WildError(f"Editor kind must be 'expression', 'aus' or 'attributes'; got {self.kind!r}")
 
-    def __call__(self, images, source, target):
-        return self.edit(images, source, target)
+    def __call__(self, images, source, target, landmarks=None):
+        if not self.wants_landmarks:
+            return self.edit(images, source, target)
+        if landmarks is None:
+            raise WildError(f"{self.name} edits a face from its 68 landmarks (its side image): pass landmarks=, or "
+                            "detect with detector='dlib' (MTCNN gives five points only)")
+        return self.edit(images, source, target, landmarks=landmarks)
 
 
 def _trained_model(name: str, profile: str, overrides: dict):
@@ -585,6 +602,17 @@ def _trained_model(name: str, profile: str, overrides: dict):
     elif name == "relative AUs":
         from .papers import relative_au
         cfg, load = relative_au.series_configs(p["profile"], seed=p["seed"])["ours"], relative_au.load_relative_au
+    elif name == "Bodur et al.":
+        from .papers import seg_hierarchical
+        cfg = seg_hierarchical.series_configs(p["profile"], seed=p["seed"])["ours w/ end-to-end"]
+        load = seg_hierarchical.load_hierarchical
+    elif name.startswith("SeCGAN"):
+        from .papers import secgan
+        key = ("expression", "StarGAN", "secgan") if "StarGAN" in name else ("attributes13", "AttGAN", "secgan")
+        cfg, load = secgan.series_configs(p["profile"], seed=p["seed"])[key], secgan.load_secgan
+    elif name == "LSSL":
+        from .papers import lssl
+        cfg, load = lssl.series_configs(p["profile"], seed=p["seed"])["LSSL"], lssl.load_lssl
     else:
         from .papers import defgan
         cfg, load = defgan.series_configs(p["profile"], seed=p["seed"])["DefGAN"], defgan.load_defgan
@@ -604,9 +632,10 @@ def load_editor(name: str, *, profile: str = "cpu", **config_overrides) -> Edito
     if name not in EDITORS:
         raise WildError(f"unknown editor {name!r}; choose one of {sorted(EDITORS)}")
     trained, cfg, p = _trained_model(name, profile, config_overrides)
+    side = bool(getattr(cfg, "side_input", False))  # LSSL with its landmark side image
     return Editor(name=name, kind=EDITORS[name][0], image_size=int(cfg.image_size), edit=trained.editor,
                   dataset=getattr(cfg, "dataset", "synthfaces"), oracle_profile=p.get("oracle_profile", profile),
-                  trained=trained)
+                  trained=trained, wants_landmarks=side)
 
 
 _ORACLE_OF = {"expression": "expression", "aus": "aus", "attributes": "attributes"}
@@ -763,8 +792,12 @@ def edit_photo(photo, editor: Editor, target, *, face=None, source=None, oracles
             raise WildError(f"source= has {len(source)} rows for {len(chosen)} face(s) to edit: give one per face")
         reading, source_from = [str(s.tolist()) for s in source], "given by the caller"
     tgt = make_target(editor.kind, target, source)
+    landmarks = None
+    if editor.wants_landmarks and all(faces[i].landmarks is not None for i in chosen):
+        points = [a.points_to_crop(faces[i].landmarks) for a, i in zip(alignments, chosen)]
+        landmarks = torch.as_tensor(np.stack(points), dtype=torch.float32)
     with torch.no_grad():
-        edited = editor(crops, source, tgt).float().clamp(-1, 1)
+        edited = editor(crops, source, tgt, landmarks=landmarks).float().clamp(-1, 1)
     mask = face_mask(template, size, feather=feather)
     output = original
     for a, e in zip(alignments, edited):

@@ -226,3 +226,34 @@ def test_a_trained_smoke_stargan_edits_the_astronaut(astronaut):
     assert result.crops.shape == (1, 3, editor.image_size, editor.image_size)
     assert result.output.shape == astronaut.shape and (result.output != astronaut).any()
     assert result.target.tolist() == [wild.L.EXPRESSIONS.index("happy")]
+
+
+def test_a_landmark_editor_gets_the_photos_68_landmarks_in_the_crop(astronaut):
+    got = {}
+
+    def recording(images, source, target, landmarks):
+        got["landmarks"] = landmarks
+        return images
+
+    editor = wild.Editor("side", "expression", 64, recording, wants_landmarks=True)
+    result, _ = _quiet(wild.edit_photo, astronaut, editor, "happy", source=torch.zeros(1, dtype=torch.long))
+    lm = got["landmarks"]
+    assert lm.shape == (1, 68, 2)
+    # the five keypoints of the mapped landmarks sit where the alignment put the photo's keypoints
+    mapped = wild.keypoints_from_landmarks(lm[0].numpy())
+    assert np.abs(mapped - result.alignments[0].points_to_crop(result.faces[0].keypoints)).max() < 1e-4
+    assert np.abs(mapped - result.template.pixels(64)).max() < 4  # and those near the training crop's (px)
+    assert ((lm >= 0) & (lm < 64)).all()
+    with pytest.raises(wild.WildError, match="68 landmarks"):
+        editor(result.crops, result.source, result.target)
+
+
+@pytest.mark.parametrize("name", ["Bodur et al.", "SeCGAN (StarGAN)", "SeCGAN (AttGAN)", "LSSL"])
+def test_each_papers_method_edits_the_astronaut_by_name(astronaut, name):
+    editor = wild.load_editor(name, profile="smoke")
+    assert editor.wants_landmarks == (name == "LSSL")
+    target = {"Eyeglasses": 1.0} if editor.kind == "attributes" else "happy"
+    result, _ = _quiet(wild.edit_photo, astronaut, editor, target)
+    assert result.edited.shape == (1, 3, editor.image_size, editor.image_size)
+    assert torch.isfinite(result.edited).all() and not torch.equal(result.edited, result.crops)
+    assert result.output.shape == astronaut.shape and (result.output != astronaut).any()
