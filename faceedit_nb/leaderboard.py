@@ -40,8 +40,10 @@ __all__ = ["METRICS", "HIGHER_IS_BETTER", "REFERENCES", "GLUE_NAME", "SOURCES", 
 METRICS = ("eea", "attribute_accuracy", "ed", "id_distance", "fid_own", "gt_l1", "gt_ssim", "gt_miou")
 HIGHER_IS_BETTER = {"eea": True, "attribute_accuracy": True, "ed": False, "id_distance": False, "fid_own": False,
                     "gt_l1": False, "gt_ssim": True, "gt_miou": True}
-# the first metric of a protocol that it has ranks its table
-RANK_BY = ("eea", "attribute_accuracy", "ed")
+# what ranks each protocol's table (another protocol: the first of these it has)
+RANK_BY = {"expression": "eea", "expression_aus": "eea", "aus": "ed", "attributes": "attribute_accuracy",
+           "stargan": "attribute_accuracy"}
+_RANK_FALLBACK = ("eea", "attribute_accuracy", "ed")
 # calibration editors: shown in every table, never ranked
 REFERENCES = ("identity editor", "doing nothing", "ground truth", "ground truth (re-render)")
 GLUE_NAME = "leaderboard"
@@ -181,37 +183,57 @@ def missing_chapters(results: Mapping[str, Mapping]) -> list[str]:
     return [c for c in SOURCES if GLUE_NAME not in (results.get(c) or {})]
 
 
-def _rank_metric(metrics: set[str]) -> str | None:
-    return next((m for m in RANK_BY if m in metrics), None)
+def _rank_metric(protocol: str, metrics: set[str]) -> str | None:
+    if RANK_BY.get(protocol) in metrics:
+        return RANK_BY[protocol]
+    return next((m for m in _RANK_FALLBACK if m in metrics), None)
+
+
+def _same_figures(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(math.isclose(a[k][i], b[k][i], rel_tol=1e-9, abs_tol=1e-12)
+                                        for k in a for i in range(3))
+
+
+def _methods(rows: Sequence[dict]) -> list[dict]:
+    """The rows of one table as methods with ``{metric: (value, low, high)}``; a method that several chapters
+    measured with the same figures (the same model on the same faces) is one row naming every chapter."""
+    by_chapter: dict[tuple[str, str], dict] = {}
+    for r in rows:
+        m = by_chapter.setdefault((r["method"], r["chapter"]), {
+            "method": r["method"], "chapter": r["chapter"], "reference": r["reference"], "profile": r["profile"],
+            "train_minutes": r["train_minutes"], "metrics": {}})
+        m["metrics"][r["metric"]] = (r["value"], r["low"], r["high"])
+    merged: list[dict] = []
+    for m in by_chapter.values():
+        twin = next((o for o in merged if o["method"] == m["method"] and _same_figures(o["metrics"], m["metrics"])),
+                    None)
+        if twin is None:
+            merged.append(m)
+        else:
+            twin["chapter"] += f", {m['chapter']}"
+    return merged
 
 
 def board(rows: Sequence[dict]) -> list[dict]:
-    """One table per ``(protocol, faces)``: ``{"protocol", "faces", "rank_by", "rows"}``, each row a method
-    with its chapter, training minutes and ``{metric: (value, low, high)}``, methods ranked by the first of
-    :data:`RANK_BY` the protocol has (references last, unranked). A method measured by two chapters on the
-    same faces keeps both rows (the chapter tells them apart)."""
-    groups: dict[tuple[str, str], dict[tuple[str, str], dict]] = {}
+    """One table per ``(protocol, faces)``: ``{"protocol", "faces", "rank_by", "metrics", "rows"}``, each row a
+    method with its chapter(s), training minutes and ``{metric: (value, low, high)}``, ranked by the protocol's
+    main metric (:data:`RANK_BY`; equal figures share a rank; the references last, unranked). A method two
+    chapters measured with different figures keeps both rows (the chapter tells them apart)."""
+    groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
-        g = groups.setdefault((r["protocol"], r["faces"]), {})
-        # a reference on the same faces gives the same figures whichever chapter measured it: shown once
-        key = (r["method"], "" if r["reference"] else r["chapter"])
-        if r["reference"] and key in g and g[key]["chapter"] != r["chapter"]:
-            continue
-        m = g.setdefault(key, {"method": r["method"], "chapter": r["chapter"],
-                                                        "reference": r["reference"], "profile": r["profile"],
-                                                        "train_minutes": r["train_minutes"], "metrics": {}})
-        m["metrics"][r["metric"]] = (r["value"], r["low"], r["high"])
+        groups.setdefault((r["protocol"], r["faces"]), []).append(r)
     tables = []
-    for (protocol, faces), methods in groups.items():
-        present = {k for m in methods.values() for k in m["metrics"]}
-        key = _rank_metric(present)
+    for (protocol, faces), group in groups.items():
+        methods = _methods(group)
+        present = {k for m in methods for k in m["metrics"]}
+        key = _rank_metric(protocol, present)
         sign = -1.0 if key and HIGHER_IS_BETTER[key] else 1.0
 
         def order(m, key=key, sign=sign):
             v = m["metrics"].get(key, (math.nan,))[0] if key else math.nan
             return (m["reference"], math.isnan(v), sign * v if not math.isnan(v) else 0.0, m["method"])
 
-        ranked = sorted(methods.values(), key=order)
+        ranked = sorted(methods, key=order)
         place, previous = 0, None
         for k, m in enumerate(r for r in ranked if not r["reference"] and key in r["metrics"]):
             value = m["metrics"][key][0]
