@@ -252,7 +252,12 @@ def best(table: dict) -> str:
     if top is None:
         return f"{table['protocol']}: no ranked method"
     metric = table["rank_by"]
-    return f"{table['protocol']}: {top['method']} ({METRIC_NAMES[metric]} {_cell(top['metrics'][metric], metric)[1]})"
+    text = f"{table['protocol']}: {top['method']} ({METRIC_NAMES[metric]} {_cell(top['metrics'][metric], metric)[1]}"
+    nothing = next((r for r in table["rows"] if r["method"] in ("identity editor", "doing nothing")
+                    and metric in r["metrics"]), None)
+    if nothing is not None:  # what the top figure has to beat to show an edit at all
+        text += f"; doing nothing: {_cell(nothing['metrics'][metric], metric)[1]}"
+    return text + ")"
 
 
 def forest(table: dict, ax=None):

@@ -123,6 +123,8 @@ def test_ranking_follows_the_better_direction():
     assert t["rank_by"] == "ed" and [r["method"] for r in t["rows"]] == ["near", "tied", "mid", "far"]
     assert [r["rank"] for r in t["rows"]] == [1, 1, 3, 4]  # equal figures share a rank
     assert LB.best(t) == "aus: near (ED 0.500 [0.500, 0.500])"
+    t = LB.board(rows + [dict(row("identity editor", "ed", 0.7), reference=True)])[0]
+    assert LB.best(t) == "aus: near (ED 0.500 [0.500, 0.500]; doing nothing: 0.700 [0.700, 0.700])"
 
 
 def test_missing_chapters_and_bad_input(setup):
