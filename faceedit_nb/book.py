@@ -610,11 +610,9 @@ def glued_values(nb: nbformat.NotebookNode) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _chapters(layout: Layout) -> list[tuple[str, Path]]:
-    """``(name, executed notebook)`` of every executed chapter in the book's folder, in toc order."""
-    notebooks_dir = layout.book_dir / "notebooks"
-    order = [e[len("notebooks/"):] for e in map(_strip_ext, toc_files(layout.book_dir))
-             if e.startswith("notebooks/")] if (layout.book_dir / "_toc.yml").is_file() else []
+def _executed(notebooks_dir: Path, order: Sequence[str] = ()) -> list[tuple[str, Path]]:
+    """``(name, executed notebook)`` of every executed chapter in ``notebooks_dir``, ``order`` first (in its
+    order), then the rest by name; failed and running copies ignored."""
     found = {p.relative_to(notebooks_dir).with_suffix("").as_posix(): p
              for p in sorted(notebooks_dir.rglob("*.ipynb"))
              if not p.name.startswith(".") and not p.name.endswith(".failed.ipynb")} if notebooks_dir.is_dir() else {}
@@ -622,19 +620,23 @@ def _chapters(layout: Layout) -> list[tuple[str, Path]]:
     return [(n, found[n]) for n in names]
 
 
+def _chapters(layout: Layout) -> list[tuple[str, Path]]:
+    """``(name, executed notebook)`` of every executed chapter in the book's folder, in toc order."""
+    order = [e[len("notebooks/"):] for e in map(_strip_ext, toc_files(layout.book_dir))
+             if e.startswith("notebooks/")] if (layout.book_dir / "_toc.yml").is_file() else []
+    return _executed(layout.book_dir / "notebooks", order)
+
+
 def chapter_results(notebooks_dir: Path, *, order: Sequence[str] = (), exclude: Sequence[str] = ()) -> dict:
-    """``{chapter: {glue name: value}}`` of the executed chapters in ``notebooks_dir`` (``order`` first, in
-    its order; ``exclude`` left out; failed and running copies ignored)."""
-    found = {p.relative_to(notebooks_dir).with_suffix("").as_posix(): p
-             for p in sorted(Path(notebooks_dir).rglob("*.ipynb"))
-             if not p.name.startswith(".") and not p.name.endswith(".failed.ipynb")}
-    names = [n for n in order if n in found] + sorted(n for n in found if n not in order)
-    return {n: glued_values(read_notebook(found[n])) for n in names if n not in exclude}
+    """``{chapter: {glue name: value}}`` of the executed chapters in ``notebooks_dir`` (:func:`_executed`'s
+    order; ``exclude`` left out)."""
+    return {n: glued_values(read_notebook(p)) for n, p in _executed(Path(notebooks_dir), order) if n not in exclude}
 
 
 def write_chapter_results(values: dict, path: Path) -> str:
-    """Write ``values`` (:func:`chapter_results`) to ``path`` atomically; returns the text written."""
-    text = json.dumps(values, indent=1, ensure_ascii=False, default=str, sort_keys=True) + "\n"
+    """Write ``values`` (:func:`chapter_results`, chapters in their order) to ``path`` atomically; returns the
+    text written."""
+    text = json.dumps(values, indent=1, ensure_ascii=False, default=str) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}-{os.getpid()}")
     tmp.write_text(text)
@@ -644,12 +646,8 @@ def write_chapter_results(values: dict, path: Path) -> str:
 
 def write_results(layout: Layout) -> Path:
     """``book/_build/results.json``: ``{chapter: {glue name: value}}`` of every executed chapter."""
-    results = {name: glued_values(read_notebook(path)) for name, path in _chapters(layout)}
     out = layout.book_dir / "_build" / "results.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".results-{os.getpid()}.json")
-    tmp.write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str) + "\n")
-    os.replace(tmp, out)
+    write_chapter_results({name: glued_values(read_notebook(path)) for name, path in _chapters(layout)}, out)
     return out
 
 

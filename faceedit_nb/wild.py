@@ -64,7 +64,8 @@ __all__ = ["WildError", "NoFaceError", "SeveralFacesError", "FaceTooSmallError",
            "Face", "Template", "Alignment", "Editor", "EditResult", "load_photo", "prepare_photo", "detect_faces",
            "keypoints_from_landmarks", "synthfaces_template", "celeba_template", "template_from_images",
            "get_template", "umeyama", "align", "face_mask", "paste_back", "load_editor", "read_source",
-           "make_target", "edit_photo", "target_reached", "transfer_gap", "show_result"]
+           "make_target", "editor_oracles", "edit_photo", "target_reached", "transfer_gap", "TRANSFER_MEASURE",
+           "transfer_verdict", "show_result"]
 
 MIN_PHOTO_SIDE = 40
 UPSCALE_TARGET = 100
@@ -638,7 +639,11 @@ def load_editor(name: str, *, profile: str = "cpu", **config_overrides) -> Edito
                   trained=trained, wants_landmarks=side)
 
 
-_ORACLE_OF = {"expression": "expression", "aus": "aus", "attributes": "attributes"}
+def editor_oracles(editor: Editor):
+    """The oracle that reads an editor's labels on a photo (the oracle named by its kind: expression, AUs or
+    attributes), at the editor's size and oracle profile, from the model cache."""
+    from .oracles import load_oracles
+    return load_oracles(size=editor.image_size, profile=editor.oracle_profile, which=(editor.kind,), verbose=False)
 
 
 def read_source(crops: torch.Tensor, kind: str, oracles) -> tuple[torch.Tensor, list[str]]:
@@ -707,6 +712,7 @@ class EditResult:
     target: torch.Tensor
     template: Template
     notes: list = field(default_factory=list)
+    landmarks: torch.Tensor | None = None  # B x 68 x 2 crop pixels, for an editor that reads them (LSSL)
 
 
 def _choose(faces: list, face, shape, detector: str) -> list[int]:
@@ -780,12 +786,9 @@ def edit_photo(photo, editor: Editor, target, *, face=None, source=None, oracles
     alignments = _aligned(faces, chosen, template, size, upscale=upscale, max_zoom=max_zoom, notes=notes)
     crops = _to_tensor([a.to_crop(rgb) for a in alignments])
     if source is None:
-        if oracles is None:
-            from .oracles import load_oracles
-            oracles = load_oracles(size=size, profile=editor.oracle_profile, which=(_ORACLE_OF[editor.kind],),
-                                   verbose=False)
+        oracles = oracles if oracles is not None else editor_oracles(editor)
         source, reading = read_source(crops, editor.kind, oracles)
-        source_from = f"read from the aligned crop by the {oracles.profile} {_ORACLE_OF[editor.kind]} oracle"
+        source_from = f"read from the aligned crop by the {oracles.profile} {editor.kind} oracle"
     else:
         source = torch.as_tensor(source)
         if len(source) != len(chosen):
@@ -804,7 +807,7 @@ def edit_photo(photo, editor: Editor, target, *, face=None, source=None, oracles
         output = paste_back(output, ((e.permute(1, 2, 0).numpy() + 1) / 2).astype(np.float64), a, mask)
     return EditResult(photo=original, output=output, faces=[faces[i] for i in chosen], alignments=alignments,
                       crops=crops, edited=edited, mask=mask, source=source, source_from=source_from,
-                      source_reading=reading, target=tgt, template=template, notes=notes)
+                      source_reading=reading, target=tgt, template=template, notes=notes, landmarks=landmarks)
 
 
 # --- measuring and showing -----------------------------------------------------------------------------------
@@ -864,26 +867,41 @@ def show_result(result: EditResult, *, title: str = "", size: float = 2.2):
     return fig
 
 
-def transfer_gap(editor: Editor, crops: torch.Tensor, oracles, *, mask: np.ndarray | None = None, n_synth: int = 64,
-                 seed: int = 0, targets: Sequence | None = None) -> dict[str, dict[str, float]]:
+def transfer_gap(editor: Editor, results: Sequence[EditResult], oracles, *, mask: np.ndarray | None = None,
+                 n_synth: int = 64, seed: int = 0, targets: Sequence | None = None) -> dict[str, dict[str, float]]:
     """The same edits on photographs and on SynthFaces: :func:`target_reached` averaged over every target
     (default: the 8 expressions for expression and AU editors, each attribute turned on for attribute
-    editors) for the photos' aligned ``crops`` and for ``n_synth`` held-out SynthFaces test faces (other
-    identities than training), both with source labels read by the oracles. ``n``: the number of edits."""
+    editors) for the aligned crops of ``results`` (:func:`edit_photo`'s) and for ``n_synth`` held-out
+    SynthFaces test faces (other identities than training), both with source labels read by the oracles.
+    ``n``: the number of edits."""
     from .data.synthfaces import SynthFaces
     if targets is None:
         targets = list(L.EXPRESSIONS) if editor.kind != "attributes" else [{a: 1.0} for a in L.ATTRIBUTES]
     synth = SynthFaces("test", size=editor.image_size, n=n_synth, n_identities=max(1, n_synth // 8),
-                       seed=seed).batch(torch.arange(n_synth))["image"]
+                       seed=seed).batch(torch.arange(n_synth))
+    photos = (torch.cat([r.crops for r in results]),
+              torch.cat([r.landmarks for r in results]) if editor.wants_landmarks else None)
     out = {}
-    for name, images in (("photos", crops), ("SynthFaces", synth)):
+    for name, (images, landmarks) in (("photos", photos), ("SynthFaces", (synth["image"], synth["landmarks"]))):
         source, _ = read_source(images, editor.kind, oracles)
         rows = []
         for t in targets:
             tgt = make_target(editor.kind, t, source)
             with torch.no_grad():
-                edited = editor(images, source, tgt).float().clamp(-1, 1)
+                edited = editor(images, source, tgt, landmarks=landmarks).float().clamp(-1, 1)
             rows.append(target_reached(editor, images, edited, tgt, oracles, mask))
         out[name] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
         out[name]["n"] = len(images) * len(targets)
     return out
+
+
+# the figure of target_reached each kind is judged by, and whether higher is better
+TRANSFER_MEASURE = {"expression": ("hit", True), "aus": ("error_after", False), "attributes": ("agreement_after", True)}
+
+
+def transfer_verdict(editor: Editor, gap: dict[str, dict[str, float]]) -> str:
+    """"worse" when the editor reaches its targets less well on the photos than on SynthFaces
+    (:func:`transfer_gap`, by :data:`TRANSFER_MEASURE`), else "no worse"."""
+    key, higher = TRANSFER_MEASURE[editor.kind]
+    photos, synth = gap["photos"][key], gap["SynthFaces"][key]
+    return "worse" if (photos < synth if higher else photos > synth) else "no worse"

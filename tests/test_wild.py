@@ -257,3 +257,13 @@ def test_each_papers_method_edits_the_astronaut_by_name(astronaut, name):
     assert result.edited.shape == (1, 3, editor.image_size, editor.image_size)
     assert torch.isfinite(result.edited).all() and not torch.equal(result.edited, result.crops)
     assert result.output.shape == astronaut.shape and (result.output != astronaut).any()
+
+
+def test_transfer_gap_feeds_a_landmark_editor_on_photos_and_synthfaces(astronaut):
+    editor = wild.load_editor("LSSL", profile="smoke")
+    result, _ = _quiet(wild.edit_photo, astronaut, editor, "happy")
+    assert result.landmarks.shape == (1, 68, 2)
+    gap = wild.transfer_gap(editor, [result], wild.editor_oracles(editor), n_synth=8, targets=["happy", "sad"])
+    assert gap["photos"]["n"] == 2 and gap["SynthFaces"]["n"] == 16
+    assert wild.transfer_verdict(editor, gap) == ("worse" if gap["photos"]["hit"] < gap["SynthFaces"]["hit"]
+                                                  else "no worse")
